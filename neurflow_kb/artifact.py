@@ -1,0 +1,196 @@
+"""The `Circuit` artifact: typed tables of one class circuit, saved as Parquet plus a JSON manifest.
+
+It sits between computation and storage: the engine writes it, stores read it, and a knowledge base can
+be rebuilt from artifacts at any time. No pickles and no full crops, only small thumbnails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import UserError
+
+FORMAT_VERSION = 1
+
+# Column order and dtypes of every table; `Circuit.validate` checks them.
+TABLES: dict[str, dict[str, str]] = {
+    # one row per layer of the chain, depth 0 = lowest ("lower" only) layer, depth T = output layer
+    "layers": {"depth": "int64", "name": "object", "channels": "int64"},
+    # one row per node (upper neuron n, sub-concept s) of the neuron circuit
+    "nodes": {
+        "depth": "int64", "layer": "object", "neuron": "int64", "subconcept": "int64",
+        "size": "int64", "activation": "float64", "group": "int64", "concept_vector": "object",
+    },
+    # core concept neurons C_n of each upper neuron, ranked by importance I_n(m) = mean_x |IG_m(x; n)|
+    "core": {
+        "depth": "int64", "layer": "object", "neuron": "int64", "lower_neuron": "int64",
+        "rank": "int64", "importance": "float64",
+    },
+    # neuron-circuit edges (lower neuron m) -> (upper neuron n, sub-concept s); weight is L1-normalised
+    "edges": {
+        "depth": "int64", "layer": "object", "neuron": "int64", "subconcept": "int64",
+        "lower_layer": "object", "lower_neuron": "int64", "weight": "float64", "raw": "float64",
+    },
+    # neuron groups per layer; influence = summed path weight to the class (dynamic programming)
+    "groups": {
+        "depth": "int64", "layer": "object", "group": "int64", "size": "int64", "n_neurons": "int64",
+        "silhouette": "float64", "influence": "float64", "abs_influence": "float64",
+    },
+    # group-to-group weights, lower group -> upper group (signed sum and sum of absolute values)
+    "group_edges": {
+        "depth": "int64", "layer": "object", "group": "int64", "lower_layer": "object",
+        "lower_group": "int64", "weight": "float64", "abs_weight": "float64",
+    },
+    # top-k exemplar crops of each node; representative = among the crops shown to people
+    "exemplars": {
+        "depth": "int64", "layer": "object", "neuron": "int64", "subconcept": "int64", "rank": "int64",
+        "crop": "int64", "image": "int64", "granularity": "float64", "top": "int64", "left": "int64",
+        "size": "int64", "activation": "float64", "representative": "bool",
+    },
+    # the images the circuit was computed on (after class filtering)
+    "images": {"image": "int64", "source": "object", "label": "int64", "predicted": "int64"},
+    # small PNG thumbnails of the representative crops
+    "thumbnails": {"crop": "int64", "png": "object"},
+}
+
+
+def empty_table(name: str) -> pd.DataFrame:
+    """An empty DataFrame with the columns and dtypes of table `name`."""
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TABLES[name].items()})
+
+
+def _conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    cols = TABLES[name]
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"table {name!r} lacks columns {missing}")
+    out = df[list(cols)].reset_index(drop=True).copy()
+    for c, t in cols.items():
+        if t != "object":
+            out[c] = out[c].astype(t)
+    return out
+
+
+@dataclass
+class Circuit:
+    """One class circuit of one model: a manifest and the tables listed in `TABLES`.
+
+    Fitted results of `NeurFlow.fit`. `manifest` holds model, class, layer chain, config, data
+    fingerprint, package versions, seed and timings.
+    """
+
+    manifest: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in TABLES:
+            df = self.tables.get(name)
+            self.tables[name] = empty_table(name) if df is None else _conform(name, df)
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(name)
+
+    # -- identity -------------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        return str(self.manifest["model"])
+
+    @property
+    def target_class(self) -> int:
+        return int(self.manifest["target_class"])
+
+    @property
+    def key(self) -> str:
+        """Content hash of what determines the circuit (model, weights, class, config, data)."""
+        ident = {k: self.manifest.get(k) for k in ("model", "weights", "target_class", "layers",
+                                                    "config", "data_fingerprint")}
+        blob = json.dumps(ident, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    # -- views ----------------------------------------------------------------------------------
+    def strongest_groups(self, per_layer: int = 3) -> pd.DataFrame:
+        """Top groups of every layer by absolute influence on the class, top layer first."""
+        g = self.tables["groups"].copy()
+        if g.empty:
+            return g
+        g["_abs"] = g["influence"].abs()
+        g = g.sort_values(["depth", "_abs", "group"], ascending=[False, False, True])
+        return g.groupby("depth", sort=False).head(per_layer).drop(columns="_abs").reset_index(drop=True)
+
+    def group_members(self, depth: int, group: int) -> pd.DataFrame:
+        """Nodes (neuron, sub-concept) of one group."""
+        n = self.tables["nodes"]
+        return n[(n["depth"] == depth) & (n["group"] == group)].reset_index(drop=True)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write `manifest.json` and one Parquet file per table into `directory` (created)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, df in self.tables.items():
+            df.to_parquet(d / f"{name}.parquet", index=False)
+        manifest = dict(self.manifest, format_version=FORMAT_VERSION, key=self.key)
+        (d / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Circuit:
+        """Read an artifact written by `save`."""
+        d = Path(directory)
+        mpath = d / "manifest.json"
+        if not mpath.is_file():
+            raise UserError(f"{d} is not a circuit artifact (no manifest.json); point to a folder written "
+                            "by `neurflow-kb circuit --out`")
+        try:
+            manifest = json.loads(mpath.read_text())
+        except json.JSONDecodeError as e:
+            raise UserError(f"{mpath} is not valid JSON ({e.msg}); re-create the artifact") from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise UserError(f"{d} has artifact format {manifest.get('format_version')!r}, this version "
+                            f"reads {FORMAT_VERSION}; re-create it with this version")
+        manifest.pop("format_version", None)
+        manifest.pop("key", None)
+        tables = {}
+        for name in TABLES:
+            p = d / f"{name}.parquet"
+            if not p.is_file():
+                raise UserError(f"{d} is missing {p.name}; the artifact is incomplete, re-create it")
+            tables[name] = pd.read_parquet(p)
+        for col in ("concept_vector",):
+            tables["nodes"][col] = tables["nodes"][col].map(lambda v: [float(x) for x in v])
+        return cls(manifest=manifest, tables=tables)
+
+    def equals(self, other: Circuit) -> bool:
+        """Same manifest (timings aside) and identical tables."""
+        def strip(m: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in m.items() if k != "timings"}
+
+        if json.dumps(strip(self.manifest), sort_keys=True, default=str) != json.dumps(
+                strip(other.manifest), sort_keys=True, default=str):
+            return False
+        for name in TABLES:
+            a, b = self.tables[name], other.tables[name]
+            if list(a.columns) != list(b.columns) or len(a) != len(b):
+                return False
+            for c in a.columns:
+                if a[c].dtype == object:
+                    if [_norm(x) for x in a[c]] != [_norm(x) for x in b[c]]:
+                        return False
+                elif not a[c].equals(b[c]):
+                    return False
+        return True
+
+
+def _norm(x: Any) -> Any:
+    if isinstance(x, bytes | str | int | float | bool) or x is None:
+        return x
+    return [float(v) for v in x]
