@@ -1,0 +1,344 @@
+"""`NeurFlow`: the class circuit of a vision model, from the class down through the layer chain.
+
+Per layer transition (NEURFLOW.md sections 4-5, corrected as section 11 says): exemplars (top-k crops of
+each node), batched Integrated Gradients from the lower layer, core concept neurons (top-tau mean |IG|),
+optional error-range pruning, sub-concepts (Ward + silhouette), L1-normalised signed edge weights and
+concept vectors; then neuron groups per layer, group-to-group weights and each group's influence on
+the class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..artifact import Circuit
+from ..config import NeurFlowConfig
+from ..data import CropPlan, ImageSet, filter_by_class, iter_batches, load_images, plan_crops, thumbnail_png
+from ..errors import UserError
+from ..models import ModelAdapter, as_adapter
+from .clustering import ward_silhouette
+from .groups import build_groups
+from .ig import IGResult, fast_integrated_gradients, integrated_gradients, per_neuron_integrated_gradients
+
+
+@dataclass
+class LayerResult:
+    """What one transition (lower -> upper) produced for the nodes of the upper layer."""
+
+    depth: int
+    upper: str
+    lower: str
+    neurons: list[int]
+    exemplars: dict[int, np.ndarray]
+    importance: dict[int, np.ndarray]
+    core: dict[int, np.ndarray]
+    subconcepts: dict[int, np.ndarray]
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    edges: list[dict[str, Any]] = field(default_factory=list)
+    representatives: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    ig_steps: int = 0
+    completeness_error: float = 0.0
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (the official code seeds nothing, bug B12)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def top_indices(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values, ties broken by the lower index (deterministic top-k)."""
+    return np.argsort(-values, kind="stable")[:k]
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("neurflow-kb", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+class NeurFlow:
+    """NeurFlow circuit extraction, scikit-learn style: configure in `__init__`, compute in `fit`.
+
+    ``NeurFlow(NeurFlowConfig(tau=8)).fit("resnet50", "images/", 309)`` returns a `Circuit`; the fitted
+    attributes ``circuit_``, ``adapter_`` and ``images_`` stay on the object.
+    """
+
+    def __init__(self, config: NeurFlowConfig | None = None, **overrides: Any) -> None:
+        config = config or NeurFlowConfig()
+        self.config = dataclasses.replace(config, **overrides) if overrides else config
+
+    # -- public ---------------------------------------------------------------------------------
+    def fit(
+        self,
+        model: ModelAdapter | torch.nn.Module | str,
+        images: Any,
+        target_class: int,
+        *,
+        layers: list[str] | None = None,
+        progress: bool = True,
+    ) -> Circuit:
+        """Compute the circuit of `target_class`.
+
+        `model`: an adapter, a registry name or an ``nn.Module`` (then `layers` or ``config.layers``
+        names its chain, bottom to top, ending with the class-logit layer). `images`: a normalised float
+        tensor [N,3,H,W], a folder, a file list or an `ImageSet`.
+        """
+        cfg = self.config
+        seed_everything(cfg.seed)
+        if cfg.allow_tf32 and torch.cuda.is_available():
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        started = time.perf_counter()
+        adapter = as_adapter(model, layers or cfg.layers).to(cfg.device)
+        chain = list(adapter.layers)
+        if len(chain) < 2:
+            raise UserError("the layer chain needs at least two layers (a lower layer and the class-logit "
+                            "layer); pass more layers")
+        target = int(target_class)
+        if not 0 <= target < adapter.num_classes:
+            raise UserError(f"class {target} is out of range for {adapter.name} ({adapter.num_classes} "
+                            f"classes: 0..{adapter.num_classes - 1})")
+        for lower in chain[:-1]:
+            channels = adapter.channels(lower)
+            if cfg.tau > channels:
+                raise UserError(f"tau {cfg.tau} exceeds the {channels} channels of layer {lower!r}; lower "
+                                "--tau or start the chain at a wider layer")
+
+        imageset = images if isinstance(images, ImageSet) else load_images(images, adapter.preprocess)
+        imageset = filter_by_class(imageset, adapter, target, cfg.class_filter,
+                                   batch_size=cfg.batch_size, device=cfg.device)
+        image_size = int(imageset.images.shape[-1])
+        plan = plan_crops(len(imageset), image_size, cfg.granularities, cfg.stride_ratio)
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        pooled = self._pooled_activations(adapter, imageset, plan, chain, progress)
+        timings["activations"] = time.perf_counter() - t0
+
+        n_crops = len(plan)
+        k = min(cfg.top_k, n_crops)
+        top = len(chain) - 1
+        frontier = [target]
+        results: dict[int, LayerResult] = {}
+        bar = tqdm(range(top, 0, -1), desc="circuit", unit="layer", disable=not progress)
+        for depth in bar:
+            bar.set_postfix_str(f"{chain[depth]} ({len(frontier)} nodes)")
+            t0 = time.perf_counter()
+            res = self._transition(adapter, imageset, plan, pooled, chain, depth, frontier, k)
+            res.seconds = time.perf_counter() - t0
+            timings[chain[depth]] = res.seconds
+            results[depth] = res
+            frontier = self._next_frontier(res)
+        bar.close()
+
+        t0 = time.perf_counter()
+        groups, group_edges, node_groups = build_groups(results, k, max_groups=cfg.max_groups)
+        timings["groups"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - started
+        circuit = self._assemble(adapter, imageset, plan, pooled, chain, results, groups, group_edges,
+                                 node_groups, target, k, timings)
+        self.circuit_ = circuit
+        self.adapter_ = adapter
+        self.images_ = imageset
+        return circuit
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _pooled_activations(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
+                            chain: list[str], progress: bool) -> dict[str, np.ndarray]:
+        """One hooked forward per crop batch; pooled activations [crops, C] of every chain layer."""
+        cfg = self.config
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in chain}
+        total = (len(plan) + cfg.batch_size - 1) // cfg.batch_size
+        with torch.no_grad():
+            for _, batch in tqdm(iter_batches(imageset.images, plan, cfg.batch_size), total=total,
+                                 desc="activations", unit="batch", disable=not progress):
+                outs = adapter.activations(batch.to(cfg.device), chain)
+                for name in chain:
+                    parts[name].append(adapter.pool(name, outs[name]).float().cpu().numpy())
+        return {name: np.concatenate(p) for name, p in parts.items()}
+
+    def _lower_maps(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan, lower: str,
+                    crops: np.ndarray) -> torch.Tensor:
+        """Full lower-layer maps, for the exemplar crops only."""
+        cfg = self.config
+        maps = []
+        with torch.no_grad():
+            for _, batch in iter_batches(imageset.images, plan, cfg.batch_size, indices=crops):
+                maps.append(adapter.activations(batch.to(cfg.device), [lower])[lower].float().cpu())
+        return torch.cat(maps)
+
+    def _attribute(self, adapter: ModelAdapter, lower: str, upper: str, inputs: torch.Tensor,
+                   rows: torch.Tensor, targets: torch.Tensor) -> IGResult:
+        cfg = self.config
+        common = dict(batch_size=cfg.ig_batch_size, device=cfg.device, dtype=cfg.dtype)
+        if cfg.strategy == "per_neuron":
+            return per_neuron_integrated_gradients(adapter, lower, upper, inputs, rows, targets,
+                                                   steps=cfg.ig_steps, **common)
+        if cfg.strategy == "fast":
+            steps = tuple(s for s in cfg.fast_steps if s <= cfg.ig_steps) or (cfg.ig_steps,)
+            return fast_integrated_gradients(adapter, lower, upper, inputs, rows, targets,
+                                             candidate_steps=steps, tolerance=cfg.fast_tolerance, **common)
+        return integrated_gradients(adapter, lower, upper, inputs, rows, targets, steps=cfg.ig_steps,
+                                    **common)
+
+    def _transition(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
+                    pooled: dict[str, np.ndarray], chain: list[str], depth: int, neurons: list[int],
+                    k: int) -> LayerResult:
+        cfg = self.config
+        upper, lower = chain[depth], chain[depth - 1]
+        act_up, act_low = pooled[upper], pooled[lower]
+        exemplars = {n: top_indices(act_up[:, n], k) for n in neurons}
+        union = np.unique(np.concatenate(list(exemplars.values())))
+        position = {int(c): i for i, c in enumerate(union)}
+        inputs = self._lower_maps(adapter, imageset, plan, lower, union)
+        rows = torch.tensor([position[int(c)] for n in neurons for c in exemplars[n]], dtype=torch.long)
+        targets = torch.tensor([n for n in neurons for _ in range(k)], dtype=torch.long)
+        ig = self._attribute(adapter, lower, upper, inputs, rows, targets)
+        attributions = ig.attributions.double().numpy().reshape(len(neurons), k, -1)
+
+        res = LayerResult(depth=depth, upper=upper, lower=lower, neurons=list(neurons), exemplars=exemplars,
+                          importance={}, core={}, subconcepts={}, ig_steps=ig.steps,
+                          completeness_error=ig.completeness_error())
+        for i, n in enumerate(neurons):
+            attr = attributions[i]                       # [k, C_lower]
+            importance = np.abs(attr).mean(0)            # I_n(m) = mean_x |IG_m(x; n)|
+            core = top_indices(importance, cfg.tau)
+            if cfg.error_range is not None:
+                core = self._prune(adapter, imageset, plan, pooled, lower, upper, n, core, exemplars[n])
+            res.importance[n], res.core[n] = importance, core
+            feats = act_low[exemplars[n]].astype(np.float64)   # pooled lower activations u_x
+            clusters = ward_silhouette(feats, cfg.max_subconcepts,
+                                       min_silhouette=cfg.subconcept_min_silhouette)
+            res.subconcepts[n] = clusters.labels
+            for s in range(clusters.k):
+                members = np.flatnonzero(clusters.labels == s)
+                raw = attr[members][:, core].mean(0)         # signed mean IG per core neuron
+                norm = np.abs(raw).sum()
+                weight = raw / norm if norm > 0 else np.zeros_like(raw)
+                res.nodes.append({
+                    "depth": depth, "layer": upper, "neuron": int(n), "subconcept": s,
+                    "size": len(members), "activation": float(act_up[exemplars[n][members], n].mean()),
+                    "concept_vector": feats[members].mean(0).astype(np.float32).tolist(),
+                })
+                for m, w, r in zip(core, weight, raw, strict=True):
+                    res.edges.append({"depth": depth, "layer": upper, "neuron": int(n), "subconcept": s,
+                                      "lower_layer": lower, "lower_neuron": int(m), "weight": float(w),
+                                      "raw": float(r)})
+                res.representatives[(int(n), s)] = self._representatives(
+                    feats[members][:, core], exemplars[n][members], act_up[exemplars[n][members], n])
+        return res
+
+    def _representatives(self, core_feats: np.ndarray, crops: np.ndarray, acts: np.ndarray) -> list[int]:
+        """The members closest to the sub-concept centroid in the core subspace, by decreasing activation."""
+        dist = np.linalg.norm(core_feats - core_feats.mean(0), axis=1)
+        nearest = np.argsort(dist, kind="stable")[: self.config.num_representatives]
+        order = nearest[np.argsort(-acts[nearest], kind="stable")]
+        return [int(c) for c in crops[order]]
+
+    def _prune(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
+               pooled: dict[str, np.ndarray], lower: str, upper: str, neuron: int, core: np.ndarray,
+               exemplars: np.ndarray) -> np.ndarray:
+        """Error-range pruning (NEURFLOW.md step 5): shortest core prefix whose masking comes within
+        `error_range` of the largest disruption of the exemplar set."""
+        cfg = self.config
+        k = len(exemplars)
+        scores = np.zeros((len(core), len(plan)), dtype=np.float32)
+        with torch.no_grad():
+            for idx, batch in iter_batches(imageset.images, plan, cfg.batch_size):
+                x = adapter.activations(batch.to(cfg.device), [lower])[lower]
+                for i in range(len(core)):
+                    masked = x.clone()
+                    channel_dim = masked.dim() - 1 if getattr(adapter, "tokens", False) else 1
+                    index = torch.as_tensor(core[: i + 1].copy(), device=masked.device)
+                    masked.index_fill_(channel_dim, index, 0.0)
+                    out = adapter.pool(upper, adapter.run_from(lower, masked, upper))[:, neuron]
+                    scores[i, idx] = out.float().cpu().numpy()
+        reference = set(int(e) for e in exemplars)
+        acc = np.array([len(reference & set(top_indices(s, k).tolist())) / k for s in scores])
+        threshold = acc.min() + cfg.error_range
+        below = np.flatnonzero(acc < threshold)
+        keep = int(below[0]) + 1 if len(below) else len(core)
+        return core[:keep]
+
+    def _next_frontier(self, res: LayerResult) -> list[int]:
+        """Union of the core sets, by aggregated importance (then index), capped if configured."""
+        total: dict[int, float] = {}
+        for n in res.neurons:
+            for m in res.core[n]:
+                total[int(m)] = total.get(int(m), 0.0) + float(res.importance[n][m])
+        order = sorted(total, key=lambda m: (-total[m], m))
+        cap = self.config.max_nodes_per_layer
+        return order[:cap] if cap else order
+
+    # -- artifact -------------------------------------------------------------------------------
+    def _assemble(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
+                  pooled: dict[str, np.ndarray], chain: list[str], results: dict[int, LayerResult],
+                  groups: pd.DataFrame, group_edges: pd.DataFrame, node_groups: dict[tuple[int, int, int], int],
+                  target: int, k: int, timings: dict[str, float]) -> Circuit:
+        cfg = self.config
+        ordered = [results[d] for d in sorted(results, reverse=True)]
+        nodes = pd.DataFrame([dict(row, group=node_groups[(row["depth"], row["neuron"], row["subconcept"])])
+                              for r in ordered for row in r.nodes])
+        edges = pd.DataFrame([row for r in ordered for row in r.edges])
+        core_rows, exemplar_rows, thumbs = [], [], set()
+        for r in ordered:
+            act_up = pooled[r.upper]
+            for n in r.neurons:
+                for rank, m in enumerate(r.core[n]):
+                    core_rows.append({"depth": r.depth, "layer": r.upper, "neuron": n, "lower_neuron": int(m),
+                                      "rank": rank, "importance": float(r.importance[n][m])})
+                for rank, crop in enumerate(r.exemplars[n]):
+                    s = int(r.subconcepts[n][rank])
+                    rep = int(crop) in r.representatives[(n, s)]
+                    if rep:
+                        thumbs.add(int(crop))
+                    exemplar_rows.append({
+                        "depth": r.depth, "layer": r.upper, "neuron": n, "subconcept": s, "rank": rank,
+                        "crop": int(crop), "image": int(plan.image[crop]),
+                        "granularity": float(plan.granularity[crop]), "top": int(plan.top[crop]),
+                        "left": int(plan.left[crop]), "size": int(plan.size[crop]),
+                        "activation": float(act_up[crop, n]), "representative": rep})
+        pre = adapter.preprocess
+        thumbnails = pd.DataFrame({
+            "crop": sorted(thumbs),
+            "png": [thumbnail_png(imageset.images, plan, c, pre.mean, pre.std, size=cfg.thumbnail_size)
+                    for c in sorted(thumbs)]})
+        predicted = imageset.predicted if imageset.predicted is not None else torch.full(
+            (len(imageset),), -1, dtype=torch.long)
+        images = pd.DataFrame({"image": np.arange(len(imageset)), "source": list(imageset.sources),
+                               "label": imageset.labels.numpy(), "predicted": predicted.numpy()})
+        layers = pd.DataFrame({"depth": np.arange(len(chain)), "name": chain,
+                               "channels": [int(pooled[name].shape[1]) for name in chain]})
+        names = adapter.class_names
+        config = dict(cfg.to_dict(), layers=chain)
+        manifest = {
+            "model": adapter.name, "weights": adapter.weights, "arch": type(adapter.model).__name__,
+            "num_classes": adapter.num_classes, "target_class": target,
+            "class_name": names[target] if names else str(target),
+            "layers": chain, "channels": {name: int(pooled[name].shape[1]) for name in chain},
+            "config": config, "data_fingerprint": imageset.fingerprint(), "n_images": len(imageset),
+            "n_crops": len(plan), "top_k_used": k, "seed": cfg.seed, "versions": _versions(),
+            "ig_steps": {r.upper: r.ig_steps for r in ordered},
+            "completeness_error": {r.upper: round(r.completeness_error, 6) for r in ordered},
+            "timings": {key: round(v, 4) for key, v in timings.items()},
+        }
+        tables = {"layers": layers, "nodes": nodes, "core": pd.DataFrame(core_rows), "edges": edges,
+                  "groups": groups, "group_edges": group_edges, "exemplars": pd.DataFrame(exemplar_rows),
+                  "images": images, "thumbnails": thumbnails}
+        return Circuit(manifest=manifest, tables=tables)
