@@ -18,6 +18,9 @@ from .errors import UserError
 
 FORMAT_VERSION = 1
 
+# Config fields that change how a circuit is computed but not what it is; left out of `Circuit.key`.
+EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32")
+
 # Column order and dtypes of every table; `Circuit.validate` checks them.
 TABLES: dict[str, dict[str, str]] = {
     # one row per layer of the chain, depth 0 = lowest ("lower" only) layer, depth T = output layer
@@ -112,7 +115,11 @@ class Circuit:
     def key(self) -> str:
         """Content hash of what determines the circuit (model, weights, class, config, data)."""
         ident = {k: self.manifest.get(k) for k in ("model", "weights", "target_class", "layers",
-                                                    "config", "data_fingerprint")}
+                                                    "data_fingerprint")}
+        config = dict(self.manifest.get("config") or {})
+        for execution_only in EXECUTION_FIELDS:
+            config.pop(execution_only, None)
+        ident["config"] = config
         blob = json.dumps(ident, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -1,5 +1,152 @@
-"""Commands that compute circuits: `circuit`, `models`."""
+"""Commands that compute circuits: `circuit`, `models`, `demo`."""
 
 from __future__ import annotations
 
-from . import main  # noqa: F401
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from ..errors import UserError
+from . import main
+
+_CHOICES_FILTER = click.Choice(["predicted", "true", "all"])
+_CHOICES_STRATEGY = click.Choice(["batched", "per_neuron", "fast"])
+
+
+def engine_options(f):
+    """Options shared by every command that computes circuits (mirrors `NeurFlowConfig`)."""
+    options = [
+        click.option("--weights", default="default", show_default=True,
+                     help="'default' (pretrained), 'random', or a state_dict file."),
+        click.option("--layers", default=None, help="Comma-separated layer chain, bottom to top, ending "
+                     "with the class-logit layer (default: the model's chain)."),
+        click.option("--tau", default=16, show_default=True, type=int, help="Core neurons per node."),
+        click.option("--top-k", default=50, show_default=True, type=int, help="Exemplar crops per node."),
+        click.option("--ig-steps", default=50, show_default=True, type=int,
+                     help="Gauss-Legendre steps of Integrated Gradients."),
+        click.option("--strategy", type=_CHOICES_STRATEGY, default="batched", show_default=True),
+        click.option("--filter", "class_filter", type=_CHOICES_FILTER, default="predicted",
+                     show_default=True, help="Which images count: predicted as the class, true label, all."),
+        click.option("--max-nodes", type=int, default=None, help="Cap on nodes per layer."),
+        click.option("--max-images", type=int, default=None, help="Use at most this many images."),
+        click.option("--device", default="cpu", show_default=True),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--batch-size", default=64, show_default=True, type=int),
+        click.option("--ig-batch-size", default=256, show_default=True, type=int),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def build_config(**kw):
+    """`NeurFlowConfig` from the shared engine options."""
+    from ..config import NeurFlowConfig
+
+    return NeurFlowConfig(
+        tau=kw["tau"], top_k=kw["top_k"], ig_steps=kw["ig_steps"], strategy=kw["strategy"],
+        class_filter=kw["class_filter"], max_nodes_per_layer=kw["max_nodes"], device=kw["device"],
+        seed=kw["seed"], batch_size=kw["batch_size"], ig_batch_size=kw["ig_batch_size"],
+    )
+
+
+def parse_layers(layers: str | None) -> list[str] | None:
+    return [s.strip() for s in layers.split(",") if s.strip()] if layers else None
+
+
+def compute_circuit(model: str, images: str, cls: str, **kw):
+    """Adapter + images + class name/index -> Circuit (the work behind `circuit` and `ingest`)."""
+    from ..data import load_images
+    from ..engine import NeurFlow
+    from ..models import get_adapter
+
+    adapter = get_adapter(model, weights=kw["weights"], layers=parse_layers(kw.get("layers")),
+                          device=kw["device"], seed=kw["seed"])
+    target = resolve_class(cls, adapter.class_names, adapter.num_classes)
+    imageset = load_images(images, adapter.preprocess, class_names=adapter.class_names,
+                           max_images=kw.get("max_images"))
+    config = build_config(**kw)
+    return NeurFlow(config).fit(adapter, imageset, target, progress=not kw.get("quiet"))
+
+
+def resolve_class(cls: str | int, names: list[str] | None, num_classes: int) -> int:
+    """A class index from an index or a (case-insensitive) class name."""
+    text = str(cls).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < num_classes:
+            raise UserError(f"class {index} is out of range (the model has {num_classes} classes: "
+                            f"0..{num_classes - 1})")
+        return index
+    lowered = [n.lower() for n in names or []]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    raise UserError(f"unknown class {text!r}; give a class index 0..{num_classes - 1} or an exact class name")
+
+
+def save_atomically(circuit, out: str) -> Path:
+    """Write the artifact to a temporary sibling folder, then move it into place (never half-written)."""
+    target = Path(out)
+    if target.exists() and not (target / "manifest.json").is_file() and any(target.iterdir()):
+        raise UserError(f"{target} exists and is not a circuit artifact; choose an empty or new --out folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        circuit.save(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return target
+
+
+def print_circuit(circuit, per_layer: int = 3) -> None:
+    """Each layer's strongest groups (by influence on the class) with their leading member neurons."""
+    m = circuit.manifest
+    click.echo(f"{m['model']} ({m['weights']}) class {m['target_class']} '{m['class_name']}': "
+               f"{m['n_images']} images, {m['n_crops']} crops, {len(circuit.nodes)} nodes, "
+               f"{len(circuit.groups)} groups")
+    nodes = circuit.nodes
+    for _, g in circuit.strongest_groups(per_layer).iterrows():
+        members = nodes[(nodes.depth == g["depth"]) & (nodes.group == g["group"])]
+        lead = members.sort_values("activation", ascending=False)["neuron"].drop_duplicates().head(6)
+        click.echo(f"  {g['layer']:<28} group {int(g['group']):>3}  influence {g['influence']:+.4f}  "
+                   f"size {int(g['size']):>3}  neurons {', '.join(str(int(n)) for n in lead)}")
+
+
+@main.command()
+@click.option("--model", required=True, help="Registry name (see `neurflow-kb models`).")
+@click.option("--images", required=True, help="Image folder, ImageNet-val folder or file list.")
+@click.option("--class", "cls", required=True, help="Class index or name.")
+@click.option("--out", required=True, help="Folder for the circuit artifact.")
+@click.option("--per-layer", default=3, show_default=True, help="Groups printed per layer.")
+@engine_options
+def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw) -> None:
+    """Compute one class circuit and save it as an artifact (Parquet + JSON)."""
+    result = compute_circuit(model, images, cls, **kw)
+    path = save_atomically(result, out)
+    print_circuit(result, per_layer)
+    click.echo(f"saved {path}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models(as_json: bool) -> None:
+    """List the built-in model adapters and their default layer chains."""
+    import json
+
+    from ..models import list_adapters
+
+    infos = list_adapters()
+    if as_json:
+        click.echo(json.dumps([{"name": i.name, "description": i.description, "layers": list(i.layers),
+                                "weights": i.weights} for i in infos], indent=2))
+        return
+    for i in infos:
+        click.echo(f"{i.name:<20} {i.description}")
+        click.echo(f"{'':<20} layers: {' -> '.join(i.layers)}")

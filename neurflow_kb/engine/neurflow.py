@@ -121,7 +121,8 @@ class NeurFlow:
                 raise UserError(f"tau {cfg.tau} exceeds the {channels} channels of layer {lower!r}; lower "
                                 "--tau or start the chain at a wider layer")
 
-        imageset = images if isinstance(images, ImageSet) else load_images(images, adapter.preprocess)
+        imageset = images if isinstance(images, ImageSet) else load_images(
+            images, adapter.preprocess, class_names=adapter.class_names)
         imageset = filter_by_class(imageset, adapter, target, cfg.class_filter,
                                    batch_size=cfg.batch_size, device=cfg.device)
         image_size = int(imageset.images.shape[-1])
@@ -289,7 +290,8 @@ class NeurFlow:
     # -- artifact -------------------------------------------------------------------------------
     def _assemble(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
                   pooled: dict[str, np.ndarray], chain: list[str], results: dict[int, LayerResult],
-                  groups: pd.DataFrame, group_edges: pd.DataFrame, node_groups: dict[tuple[int, int, int], int],
+                  groups: pd.DataFrame, group_edges: pd.DataFrame,
+                  node_groups: dict[tuple[int, int, int], int],
                   target: int, k: int, timings: dict[str, float]) -> Circuit:
         cfg = self.config
         ordered = [results[d] for d in sorted(results, reverse=True)]
