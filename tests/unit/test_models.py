@@ -217,7 +217,7 @@ def test_in_place_relu_does_not_clobber_cached_or_given_activations() -> None:
         assert torch.equal(given, acts["stem.0"])  # the in-place ReLU ran on a copy
 
 
-def _retain_into(kept: dict[str, torch.Tensor]):  # noqa: ANN202
+def _retain_into(kept: dict[str, torch.Tensor]):  # a hook that keeps the output and its grad
     def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
         output.retain_grad()
         kept["h"] = output
