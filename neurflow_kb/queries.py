@@ -1,0 +1,196 @@
+"""Named knowledge-base queries returning pandas DataFrames (in the spirit of neuprint-python's
+`fetch_*`). Each runs the Cypher file `cypher/queries/NAME.cypher` with parameters only, on either
+store, and returns the same rows on both.
+
+`store` may be an open `GraphStore`, or a path / Neo4j URI opened read-only for the call. A class is
+an index (309), a name ('bee') or a Class key; a model is a name ('resnet50') or a key
+('resnet50@IMAGENET1K_V1'). Unknown names raise `UserError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import UserError
+from .store import BaseStore, is_neo4j_uri, open_store
+from .store.schema import query_text
+
+StoreLike = BaseStore | str | Path
+ClassLike = int | str
+
+
+@contextlib.contextmanager
+def _opened(store: StoreLike) -> Iterator[BaseStore]:
+    if isinstance(store, BaseStore):
+        yield store
+        return
+    text = str(store)
+    if is_neo4j_uri(text):
+        st = open_store(neo4j_uri=text, read_only=True)
+    else:
+        st = open_store(text, read_only=True)
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+def run_named(store: BaseStore, query: str, **params: Any) -> pd.DataFrame:
+    """Run the query file `cypher/queries/NAME.cypher` (its Ladybug twin on Ladybug) with `params`."""
+    return store.run_query(query_text(query, store.dialect), params)
+
+
+def _model_keys(store: BaseStore, model: str | None) -> list[str]:
+    df = run_named(store, "model_keys")
+    if df.empty:
+        raise UserError("the knowledge base has no models yet; add circuits with `neurflow-kb ingest` or "
+                        "`neurflow-kb load`")
+    if model is None:
+        return df["model"].tolist()
+    hit = df[(df["model"] == model) | (df["name"] == model)]
+    if hit.empty:
+        raise UserError(f"unknown model {model!r}; the knowledge base has {', '.join(df['model'])} "
+                        "(see `neurflow-kb query models`)")
+    return hit["model"].tolist()
+
+
+def _class_keys(store: BaseStore, cls: ClassLike, models: list[str]) -> list[str]:
+    index, name = -1, str(cls)
+    if isinstance(cls, int) or (isinstance(cls, str) and cls.strip().lstrip("-").isdigit()):
+        index, name = int(cls), ""
+    df = run_named(store, "class_keys", models=models, idx=index, name=name)
+    if df.empty:
+        where = models[0] if len(models) == 1 else f"{len(models)} models"
+        raise UserError(f"unknown class {cls!r} in {where}; give a class index or name "
+                        "(see `neurflow-kb query classes`)")
+    return df["class_key"].tolist()
+
+
+def _resolve(store: BaseStore, cls: ClassLike, model: str | None) -> list[str]:
+    return _class_keys(store, cls, _model_keys(store, model))
+
+
+def drivers(store: StoreLike, cls: ClassLike, model: str | None = None, layer: str | None = None,
+            limit: int = 20) -> pd.DataFrame:
+    """Groups driving class `cls`, ranked by their stored influence on it (optionally one `layer`)."""
+    with _opened(store) as st:
+        keys = _resolve(st, cls, model)
+        return run_named(st, "drivers", classes=keys, layer=layer or "", limit=int(limit))
+
+
+def circuit(store: StoreLike, cls: ClassLike, model: str | None = None,
+            min_weight: float = 0.0) -> pd.DataFrame:
+    """The group circuit of class `cls`: DRIVES edges of its run(s) with |weight| >= `min_weight`."""
+    with _opened(store) as st:
+        keys = _resolve(st, cls, model)
+        return run_named(st, "circuit", classes=keys, min_weight=float(min_weight))
+
+
+@dataclass
+class GroupInfo:
+    """One group: `summary` (one row), `members`, `labels`, `upstream` and `downstream` frames."""
+
+    summary: pd.DataFrame
+    members: pd.DataFrame
+    labels: pd.DataFrame
+    upstream: pd.DataFrame
+    downstream: pd.DataFrame
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {"summary": self.summary, "members": self.members, "labels": self.labels,
+                "upstream": self.upstream, "downstream": self.downstream}
+
+
+def group(store: StoreLike, key: str) -> GroupInfo:
+    """A neuron group by key (`run/layer/g`): members, labels, exemplar counts, up/downstream groups."""
+    with _opened(store) as st:
+        summary = run_named(st, "group", key=key)
+        if summary.empty:
+            raise UserError(f"unknown group {key!r}; group keys look like RUN/LAYER/INDEX (see "
+                            "the group_key column of `neurflow-kb query drivers`)")
+        parts = [run_named(st, q, key=key) for q in
+                 ("group_members", "group_labels", "group_upstream", "group_downstream")]
+        return GroupInfo(summary, *parts)
+
+
+def concept(store: StoreLike, text: str, model: str | None = None) -> pd.DataFrame:
+    """Groups labelled with concept `text` (empty until labels have been written)."""
+    with _opened(store) as st:
+        return run_named(st, "concept", text=text, models=_model_keys(st, model))
+
+
+def shared(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike, model: str | None = None,
+           by: str = "neuron") -> pd.DataFrame:
+    """Neurons in groups of both classes' runs with the group pairs sharing them (`by='neuron'`), or one
+    row per pair of groups with the number and list of shared neurons (`by='pair'`)."""
+    if by not in ("neuron", "pair"):
+        raise UserError(f"by must be 'neuron' or 'pair' (got {by!r})")
+    with _opened(store) as st:
+        models = _model_keys(st, model)
+        df = run_named(st, "shared", classes_a=_class_keys(st, cls_a, models),
+                       classes_b=_class_keys(st, cls_b, models))
+    if by == "neuron" or df.empty:
+        return df
+    pairs = df.groupby(["group_a", "group_b"], sort=False).agg(
+        layer=("layer", "first"), depth=("depth", "first"), shared=("neuron", "size"),
+        neurons=("neuron", lambda s: sorted(int(x) for x in s)), influence_a=("influence_a", "first"),
+        influence_b=("influence_b", "first")).reset_index()
+    return pairs.sort_values(["shared", "depth", "group_a", "group_b"],
+                             ascending=[False, False, True, True]).reset_index(drop=True)
+
+
+def path(store: StoreLike, group_key: str, max_steps: int = 64) -> pd.DataFrame:
+    """Strongest path from a group up to its class: at each step follow the DRIVES edge maximising
+    weight x influence of its target (a class counts 1); ties go to the smaller key."""
+    with _opened(store) as st:
+        start = run_named(st, "group", key=group_key)
+        if start.empty:
+            raise UserError(f"unknown group {group_key!r}; group keys look like RUN/LAYER/INDEX")
+        s = start.iloc[0]
+        rows = [{"step": 0, "node": group_key, "kind": "NeuronGroup", "layer": s["layer"],
+                 "weight": None, "influence": float(s["influence"]), "score": None}]
+        key, seen = group_key, {group_key}
+        for step in range(1, max_steps + 1):
+            nxt = run_named(st, "path_step", key=key)
+            if nxt.empty:
+                break
+            nxt = nxt.assign(score=nxt["weight"] * nxt["influence"])
+            best = nxt.sort_values(["score", "target"], ascending=[False, True]).iloc[0]
+            rows.append({"step": step, "node": best["target"], "kind": best["target_kind"],
+                         "layer": best["layer"], "weight": float(best["weight"]),
+                         "influence": float(best["influence"]), "score": float(best["score"])})
+            if best["target_kind"] == "Class" or best["target"] in seen:
+                break
+            key = best["target"]
+            seen.add(key)
+    return pd.DataFrame(rows, columns=["step", "node", "kind", "layer", "weight", "influence", "score"])
+
+
+def models(store: StoreLike) -> pd.DataFrame:
+    """Models in the knowledge base with their layer count and number of complete runs."""
+    with _opened(store) as st:
+        return run_named(st, "models")
+
+
+def classes(store: StoreLike, model: str | None = None) -> pd.DataFrame:
+    """Classes with at least one complete run (optionally of one model)."""
+    with _opened(store) as st:
+        return run_named(st, "classes", models=_model_keys(st, model))
+
+
+def runs(store: StoreLike, model: str | None = None, cls: ClassLike | None = None) -> pd.DataFrame:
+    """Complete runs, optionally of one model and / or one class."""
+    with _opened(store) as st:
+        mk = _model_keys(st, model)
+        keys = _class_keys(st, cls, mk) if cls is not None else []
+        return run_named(st, "runs", models=mk, classes=keys)
+
+
+__all__ = ["drivers", "circuit", "group", "GroupInfo", "concept", "shared", "path", "models", "classes",
+           "runs", "run_named"]

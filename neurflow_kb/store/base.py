@@ -1,0 +1,476 @@
+"""The `GraphStore` interface and the write protocol both stores share.
+
+A run is written as: Run node with status "writing" -> groups and relationships -> status "complete".
+Queries only look at complete runs, so a crash part-way leaves nothing visible; writing the same key
+again deletes the leftover and writes it anew. Re-writing a complete run is a no-op (idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from ..artifact import Circuit
+from ..errors import UserError
+from .graph import MODEL_RELS, SHARED_LABELS, GraphRows, RelKey, conform, model_key, model_rows, run_rows
+from .schema import schema
+
+Status = Literal["written", "skipped", "replaced", "recovered"]
+
+
+@dataclass
+class WriteResult:
+    """What writing one run did: `status` is written, skipped (already complete), replaced
+    (`replace=True`) or recovered (a leftover partial run was deleted and rewritten)."""
+
+    key: str
+    status: Status
+    nodes: int = 0
+    relationships: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class KBPart:
+    """A piece of a knowledge base for `push`: one model's structure or one run with everything it owns."""
+
+    kind: Literal["model", "run"]
+    key: str
+    rows: GraphRows
+    #: (groups, LABELED, ACTIVATES) counts of a run at the source, to notice labels added later
+    signature: tuple[int, ...] | None = None
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """A knowledge-base backend (Neo4j or embedded Ladybug); use as a context manager."""
+
+    dialect: str
+    read_only: bool
+
+    def open(self) -> GraphStore: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> GraphStore: ...
+    def __exit__(self, *exc: object) -> None: ...
+    def describe(self) -> str: ...
+    def init_schema(self) -> None: ...
+    def write_circuit(self, circuit: Circuit, replace: bool = False) -> WriteResult: ...
+    def write_circuits(self, circuits: Iterable[Circuit], replace: bool = False,
+                       progress: Callable[[WriteResult], None] | None = None) -> list[WriteResult]: ...
+    def run_query(self, cypher: str, params: dict[str, Any] | None = None, *,
+                  write: bool = False) -> pd.DataFrame: ...
+    def run_status(self, key: str) -> str | None: ...
+    def has_run(self, key: str) -> bool: ...
+    def delete_run(self, key: str) -> None: ...
+    def counts(self) -> dict[str, int]: ...
+    def export(self) -> Iterator[KBPart]: ...
+    def import_(self, parts: Iterable[KBPart], replace: bool = False) -> list[WriteResult]: ...
+
+
+# -- helpers shared by both stores -------------------------------------------------------------------
+
+def to_frame(columns: list[str], rows: list[list[Any]]) -> pd.DataFrame:
+    """Query rows -> DataFrame, built the same way for both stores so that equal rows compare equal."""
+    if not rows:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+    return pd.DataFrame([list(r) for r in rows], columns=columns)
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame -> list of dicts of plain Python values (NaN / NA -> None), column by column."""
+    cols = list(df.columns)
+    data = []
+    for c in cols:
+        s = df[c]
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iub":
+            vals = s.tolist()
+        elif isinstance(s.dtype, np.dtype) and s.dtype.kind == "f":
+            vals = s.tolist()
+            if s.isna().any():
+                vals = [None if v != v else v for v in vals]
+        else:
+            vals = [_plain_value(v) for v in s.tolist()]
+        data.append(vals)
+    return [dict(zip(cols, row, strict=True)) for row in zip(*data, strict=True)]
+
+
+def _plain_value(v: Any) -> Any:
+    if v is None or v is pd.NA:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+_WRITE_WORDS = {"CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "ALTER", "COPY",
+                "INSTALL", "LOAD", "ATTACH", "IMPORT", "EXPORT", "CHECKPOINT", "BEGIN", "COMMIT",
+                "ROLLBACK", "FOREACH", "USE", "TRUNCATE", "RENAME", "GRANT", "REVOKE", "DENY"}
+_STRIP = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|//[^\n]*|/\*.*?\*/", re.S)
+
+
+def write_clauses(cypher: str) -> list[str]:
+    """Write keywords in a query (outside strings, comments, quoted names and property accesses)."""
+    text = _STRIP.sub(" ", cypher)
+    words = re.findall(r"(?<![.\w$])([A-Za-z_]+)(?!\w)", text)
+    return sorted({w.upper() for w in words if w.upper() in _WRITE_WORDS})
+
+
+def refuse_writes(cypher: str) -> None:
+    """Raise `UserError` if a query meant to be read-only writes."""
+    found = write_clauses(cypher)
+    if found:
+        raise UserError(f"the query writes to the knowledge base ({', '.join(found)}); it runs read-only "
+                        "unless you pass --write")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class BaseStore:
+    """The write protocol on top of a few backend primitives (`_read`, `_write`, `_insert_nodes`,
+    `_insert_rels`, `_delete_run`) that `Neo4jStore` and `LadybugStore` implement."""
+
+    dialect: str = ""
+    read_only: bool = False
+    #: Circuits per write batch are grouped until about this many relationships.
+    batch_relationships: int = 250_000
+
+    def __init__(self) -> None:
+        self._known_models: set[tuple[str, int]] = set()
+
+    # backend primitives ------------------------------------------------------------------------
+    def _read(self, cypher: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
+        raise NotImplementedError
+
+    def _write(self, cypher: str, params: dict[str, Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def _insert_nodes(self, label: str, df: pd.DataFrame, merge: bool) -> None:
+        raise NotImplementedError
+
+    def _insert_rels(self, key: RelKey, df: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def _delete_run(self, key: str) -> None:
+        raise NotImplementedError
+
+    def open(self) -> BaseStore:
+        return self
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return self.dialect
+
+    def __enter__(self) -> BaseStore:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise UserError(f"{self.describe()} is open read-only; open it for writing to change it")
+
+    def init_schema(self) -> None:
+        raise NotImplementedError
+
+    # reading -----------------------------------------------------------------------------------
+    def run_query(self, cypher: str, params: dict[str, Any] | None = None, *,
+                  write: bool = False) -> pd.DataFrame:
+        """Run Cypher with parameters and return the rows as a DataFrame (read-only unless `write`)."""
+        cols, rows = self._read(cypher, params or {})
+        return to_frame(cols, rows)
+
+    def run_status(self, key: str) -> str | None:
+        """'complete', 'writing' (a partial or in-progress write) or None (no such run)."""
+        _, rows = self._read("MATCH (r:Run) WHERE r.key = $key RETURN r.status", {"key": key})
+        return rows[0][0] if rows else None
+
+    def has_run(self, key: str) -> bool:
+        """True when the run `key` is written completely."""
+        return self.run_status(key) == "complete"
+
+    def counts(self) -> dict[str, int]:
+        """Number of nodes per label and relationships per type (all runs, complete or not)."""
+        sch = schema()
+        out: dict[str, int] = {}
+        for label in sch.nodes:
+            out[label] = int(self._read(f"MATCH (n:{label}) RETURN count(n)")[1][0][0])
+        for rtype in sch.rels:
+            out[rtype] = int(self._read(f"MATCH ()-[e:{rtype}]->() RETURN count(e)")[1][0][0])
+        return out
+
+    # writing -----------------------------------------------------------------------------------
+    def write_circuit(self, circuit: Circuit, replace: bool = False) -> WriteResult:
+        """Write one circuit as a run (no-op if that run is already complete, unless `replace`)."""
+        return self.write_circuits([circuit], replace=replace)[0]
+
+    def write_circuits(self, circuits: Iterable[Circuit], replace: bool = False,
+                       progress: Callable[[WriteResult], None] | None = None) -> list[WriteResult]:
+        """Write many circuits, batched into few bulk writes; one `WriteResult` per circuit."""
+        self._check_writable()
+        self.init_schema()
+        results: list[WriteResult] = []
+        batch: list[Circuit] = []
+        size = 0
+        for c in circuits:
+            batch.append(c)
+            size += len(c.tables["edges"]) + 2 * len(c.tables["nodes"]) + len(c.tables["group_edges"])
+            if size >= self.batch_relationships:
+                results += self._write_circuit_batch(batch, replace, progress)
+                batch, size = [], 0
+        if batch:
+            results += self._write_circuit_batch(batch, replace, progress)
+        return results
+
+    def _write_circuit_batch(self, circuits: list[Circuit], replace: bool,
+                             progress: Callable[[WriteResult], None] | None) -> list[WriteResult]:
+        models: dict[tuple[str, int], Circuit] = {}
+        runs: dict[str, Circuit] = {}
+        for c in circuits:
+            mk = (model_key(c), hash(tuple(c.tables["layers"]["name"])))
+            models.setdefault(mk, c)
+            runs.setdefault(c.key, c)
+        model_parts = [(k, model_rows(c)) for k, c in models.items() if k not in self._known_models]
+        run_parts = [(k, c) for k, c in runs.items()]
+        return self._write_parts(model_parts, run_parts, replace, progress)
+
+    def _write_parts(self, model_parts: list[tuple[Any, GraphRows]],
+                     run_parts: list[tuple[str, Circuit | GraphRows]], replace: bool,
+                     progress: Callable[[WriteResult], None] | None,
+                     force: set[str] | None = None) -> list[WriteResult]:
+        t0 = time.perf_counter()
+        for mk, rows in model_parts:
+            self._ensure_shared(conform(rows))
+            self._known_models.add(mk)
+        keys = [k for k, _ in run_parts]
+        statuses = self._statuses(keys)
+        results: dict[str, WriteResult] = {}
+        todo: list[tuple[str, GraphRows]] = []
+        for key, part in run_parts:
+            st = statuses.get(key)
+            if st == "complete" and not replace and key not in (force or set()):
+                results[key] = WriteResult(key, "skipped")
+                continue
+            if st is not None:
+                self._delete_run(key)
+            status: Status = "written" if st is None else ("recovered" if st != "complete" else "replaced")
+            rows = run_rows(part) if isinstance(part, Circuit) else part
+            results[key] = WriteResult(key, status, rows.node_count(), rows.rel_count())
+            todo.append((key, rows))
+        if todo:
+            rows = conform(GraphRows.concat([r for _, r in todo]))
+            run = rows.nodes["Run"].copy()
+            run["status"] = "writing"
+            run["written_at"] = [w if isinstance(w, str) else _now() for w in run["written_at"]]
+            self._insert_nodes("Run", run, merge=False)
+            for label in ("Concept", "Image"):
+                if label in rows.nodes and len(rows.nodes[label]):
+                    self._insert_missing(label, rows.nodes[label])
+            if "NeuronGroup" in rows.nodes and len(rows.nodes["NeuronGroup"]):
+                self._insert_nodes("NeuronGroup", rows.nodes["NeuronGroup"], merge=False)
+            for key, df in rows.rels.items():
+                if len(df):
+                    self._insert_rels(key, df)
+            self._name_classes(rows.nodes["Run"])
+            self._write("MATCH (r:Run) WHERE r.key IN $keys SET r.status = 'complete'",
+                        {"keys": [k for k, _ in todo]})
+        dt = time.perf_counter() - t0
+        out = []
+        for key in keys:
+            r = results[key]
+            r.seconds = dt / max(1, len(keys))
+            out.append(r)
+            if progress:
+                progress(r)
+        return out
+
+    def _name_classes(self, runs: pd.DataFrame) -> None:
+        """Give unnamed Class nodes the class name recorded by their runs."""
+        named = {f"{m}/{c}": n for m, c, n in zip(runs["model"], runs["target_class"], runs["class_name"],
+                                                  strict=True) if isinstance(n, str) and n}
+        if not named:
+            return
+        _, got = self._read("MATCH (c:Class) WHERE c.key IN $keys RETURN c.key, c.name",
+                            {"keys": list(named)})
+        for k, name in got:
+            if name is None:
+                self._write("MATCH (c:Class) WHERE c.key = $k SET c.name = $name", {"k": k, "name": named[k]})
+
+    def _statuses(self, keys: list[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        _, rows = self._read("MATCH (r:Run) WHERE r.key IN $keys RETURN r.key, r.status", {"keys": keys})
+        return {k: s for k, s in rows}
+
+    def delete_run(self, key: str) -> None:
+        """Remove a run with its groups and relationships (shared model nodes stay)."""
+        self._check_writable()
+        self._delete_run(key)
+
+    def _insert_missing(self, label: str, df: pd.DataFrame) -> None:
+        df = df.drop_duplicates("key")
+        _, rows = self._read(f"MATCH (n:{label}) WHERE n.key IN $keys RETURN n.key",
+                             {"keys": df["key"].tolist()})
+        have = {r[0] for r in rows}
+        new = df[~df["key"].isin(have)]
+        if len(new):
+            self._insert_nodes(label, new, merge=True)
+
+    def _ensure_shared(self, rows: GraphRows) -> None:
+        """Create the parts of a model's structure that are missing (nodes, then relationships)."""
+        mk = rows.nodes["Model"]["key"].iloc[0]
+        for label in SHARED_LABELS:
+            df = rows.nodes.get(label)
+            if df is None or df.empty:
+                continue
+            df = df.drop_duplicates("key")
+            if label == "Model":
+                _, got = self._read("MATCH (n:Model) WHERE n.key = $m RETURN n.key, NULL", {"m": mk})
+            elif label == "Class":
+                _, got = self._read("MATCH (n:Class) WHERE n.model = $m RETURN n.key, n.name", {"m": mk})
+            else:
+                _, got = self._read(f"MATCH (n:{label}) WHERE n.model = $m RETURN n.key, NULL", {"m": mk})
+            have = {k: v for k, v in got}
+            new = df[~df["key"].isin(have)]
+            if len(new):
+                self._insert_nodes(label, new, merge=True)
+            if label == "Class":
+                named = df[df["key"].isin(have) & df["name"].notna()]
+                for k, name in zip(named["key"], named["name"], strict=True):
+                    if have.get(k) is None:
+                        self._write("MATCH (c:Class) WHERE c.key = $k SET c.name = $name",
+                                    {"k": k, "name": name})
+        for key, df in rows.rels.items():
+            if key[0] not in MODEL_RELS or df.empty:
+                continue
+            rtype, src, dst = key
+            _, got = self._read(f"MATCH (a:{src})-[:{rtype}]->(b:{dst}) WHERE b.model = $m "
+                                "RETURN a.key, b.key", {"m": mk})
+            have_pairs = {(a, b) for a, b in got}
+            df = df.drop_duplicates(["src", "dst"])
+            mask = [(a, b) not in have_pairs for a, b in zip(df["src"], df["dst"], strict=True)]
+            new = df[mask]
+            if len(new):
+                self._insert_rels(key, new)
+
+    # moving a knowledge base -------------------------------------------------------------------
+    def _export_nodes(self, label: str, where: str, params: dict[str, Any],
+                      match: str | None = None) -> pd.DataFrame:
+        cols = schema().nodes[label].columns
+        ret = ", ".join(f"n.`{c}` AS `{c}`" for c in cols)
+        q = f"{match or f'MATCH (n:{label})'} WHERE {where} RETURN DISTINCT {ret}"
+        names, rows = self._read(q, params)
+        return pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
+
+    def _export_rels(self, key: RelKey, where: str, params: dict[str, Any]) -> pd.DataFrame:
+        rtype, src, dst = key
+        props = schema().rels[rtype].columns
+        ret = ", ".join(["a.key AS src", "b.key AS dst", *(f"e.`{c}` AS `{c}`" for c in props)])
+        q = f"MATCH (a:{src})-[e:{rtype}]->(b:{dst}) WHERE {where} RETURN {ret}"
+        _, rows = self._read(q, params)
+        cols = ["src", "dst", *props]
+        return pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
+
+    def export_model(self, mk: str) -> GraphRows:
+        """Structure of one model (Model, Layers, Neurons, Classes and their relationships)."""
+        p = {"m": mk}
+        rows = GraphRows()
+        rows.nodes["Model"] = self._export_nodes("Model", "n.key = $m", p)
+        for label in ("Layer", "Neuron", "Class"):
+            rows.nodes[label] = self._export_nodes(label, "n.model = $m", p)
+        rows.rels[("HAS_LAYER", "Model", "Layer")] = self._export_rels(("HAS_LAYER", "Model", "Layer"),
+                                                                       "a.key = $m", p)
+        rows.rels[("HAS_NEURON", "Layer", "Neuron")] = self._export_rels(
+            ("HAS_NEURON", "Layer", "Neuron"), "b.model = $m", p)
+        rows.rels[("HAS_CLASS", "Model", "Class")] = self._export_rels(("HAS_CLASS", "Model", "Class"),
+                                                                       "a.key = $m", p)
+        rows.rels[("UNIT", "Class", "Neuron")] = self._export_rels(("UNIT", "Class", "Neuron"),
+                                                                   "a.model = $m", p)
+        return rows
+
+    def export_run(self, rk: str) -> GraphRows:
+        """One run with everything it owns: groups, memberships, influences, drives, labels, images."""
+        p = {"k": rk}
+        rows = GraphRows()
+        rows.nodes["Run"] = self._export_nodes("Run", "n.key = $k", p)
+        rows.nodes["NeuronGroup"] = self._export_nodes("NeuronGroup", "n.run = $k", p)
+        rows.nodes["Concept"] = self._export_nodes(
+            "Concept", "g.run = $k", p, match="MATCH (g:NeuronGroup)-[:LABELED]->(n:Concept)")
+        rows.nodes["Image"] = self._export_nodes(
+            "Image", "g.run = $k", p, match="MATCH (n:Image)-[:ACTIVATES]->(g:NeuronGroup)")
+        where = {"EXPLAINS": "a.key = $k", "HAS_GROUP": "a.key = $k", "AT_LAYER": "a.run = $k",
+                 "MEMBER_OF": "b.run = $k", "INFLUENCES": "e.run = $k", "DRIVES": "a.run = $k",
+                 "LABELED": "a.run = $k", "ACTIVATES": "b.run = $k"}
+        for rtype, rel in schema().rels.items():
+            if rtype in MODEL_RELS:
+                continue
+            for src, dst in rel.pairs:
+                rows.rels[(rtype, src, dst)] = self._export_rels((rtype, src, dst), where[rtype], p)
+        return rows
+
+    def _run_signature(self, rk: str) -> tuple[int, ...]:
+        _, a = self._read("MATCH (g:NeuronGroup) WHERE g.run = $k RETURN count(g)", {"k": rk})
+        _, b = self._read("MATCH (g:NeuronGroup)-[e:LABELED]->(:Concept) WHERE g.run = $k RETURN count(e)",
+                          {"k": rk})
+        _, c = self._read("MATCH (:Image)-[e:ACTIVATES]->(g:NeuronGroup) WHERE g.run = $k RETURN count(e)",
+                          {"k": rk})
+        return (int(a[0][0]), int(b[0][0]), int(c[0][0]))
+
+    def export(self) -> Iterator[KBPart]:
+        """Every model's structure, then every complete run, as `KBPart`s (for `import_` / push)."""
+        _, models = self._read("MATCH (m:Model) RETURN m.key ORDER BY m.key")
+        for (mk,) in models:
+            yield KBPart("model", mk, self.export_model(mk))
+        _, runs = self._read("MATCH (r:Run) WHERE r.status = 'complete' RETURN r.key ORDER BY r.key")
+        for (rk,) in runs:
+            rows = self.export_run(rk)
+            yield KBPart("run", rk, rows, self._run_signature(rk))
+
+    def import_(self, parts: Iterable[KBPart], replace: bool = False,
+                progress: Callable[[WriteResult], None] | None = None) -> list[WriteResult]:
+        """Write parts exported by another store; complete runs already here with the same groups,
+        labels and image links are skipped, so pushing twice changes nothing."""
+        self._check_writable()
+        self.init_schema()
+        results: list[WriteResult] = []
+        pending: list[tuple[str, GraphRows]] = []
+        force: set[str] = set()
+        size = 0
+
+        def flush() -> None:
+            nonlocal pending, size, force
+            if pending:
+                results.extend(self._write_parts([], pending, replace, progress, force))
+            pending, size, force = [], 0, set()
+
+        for part in parts:
+            if part.kind == "model":
+                flush()
+                self._ensure_shared(conform(part.rows))
+                continue
+            sig = part.signature
+            if sig is not None and self.run_status(part.key) == "complete" and \
+                    self._run_signature(part.key) != tuple(sig):
+                force.add(part.key)
+            pending.append((part.key, part.rows))
+            size += part.rows.rel_count()
+            if size >= self.batch_relationships:
+                flush()
+        flush()
+        return results

@@ -1,0 +1,268 @@
+"""Circuit artifact -> graph rows (one DataFrame per node label and per relationship pair).
+
+Both stores write, export and import the same `GraphRows`, which is what makes a knowledge base move
+between them unchanged. Keys follow DESIGN.md: Model `name@weights`, Layer `model/layer`, Neuron
+`model/layer/index`, Class `model/index`, Run = circuit key, NeuronGroup `run/layer/g`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..artifact import Circuit
+from ..errors import UserError
+from .schema import schema
+
+#: Labels shared by many runs: written only where missing.
+SHARED_LABELS = ("Model", "Layer", "Neuron", "Class", "Concept", "Image")
+#: Labels owned by one run: created with it, deleted with it.
+OWNED_LABELS = ("Run", "NeuronGroup")
+#: Relationship types of a model's structure (the rest belong to a run).
+MODEL_RELS = ("HAS_LAYER", "HAS_NEURON", "HAS_CLASS", "UNIT")
+#: Most thumbnails kept on a group (base64 PNG of representative exemplar crops).
+MAX_THUMBNAILS = 8
+
+RelKey = tuple[str, str, str]  # (type, source label, target label)
+
+
+@dataclass
+class GraphRows:
+    """Node frames by label (column `key` first) and relationship frames by (type, src, dst) with
+    columns `src`, `dst` (endpoint keys) and the type's properties."""
+
+    nodes: dict[str, pd.DataFrame] = field(default_factory=dict)
+    rels: dict[RelKey, pd.DataFrame] = field(default_factory=dict)
+
+    def node_count(self) -> int:
+        return sum(len(df) for df in self.nodes.values())
+
+    def rel_count(self) -> int:
+        return sum(len(df) for df in self.rels.values())
+
+    @staticmethod
+    def concat(parts: list[GraphRows]) -> GraphRows:
+        """One GraphRows holding the rows of all `parts` (one concat per table)."""
+        out = GraphRows()
+        for label in dict.fromkeys(k for p in parts for k in p.nodes):
+            frames = [p.nodes[label] for p in parts if label in p.nodes and len(p.nodes[label])]
+            out.nodes[label] = pd.concat(frames, ignore_index=True) if frames else parts[0].nodes.get(
+                label, next(p.nodes[label] for p in parts if label in p.nodes))
+        for key in dict.fromkeys(k for p in parts for k in p.rels):
+            frames = [p.rels[key] for p in parts if key in p.rels and len(p.rels[key])]
+            out.rels[key] = pd.concat(frames, ignore_index=True) if frames else next(
+                p.rels[key] for p in parts if key in p.rels)
+        return out
+
+
+def model_key(circuit: Circuit) -> str:
+    """`name@weights` of the circuit's model."""
+    m = circuit.manifest
+    return f"{m['model']}@{m.get('weights') or 'unknown'}"
+
+
+def _json(v: Any) -> str | None:
+    return None if v is None else json.dumps(v, sort_keys=True, default=str)
+
+
+def _layers(circuit: Circuit) -> pd.DataFrame:
+    layers = circuit.tables["layers"].sort_values("depth").reset_index(drop=True)
+    if layers.empty:
+        raise UserError(f"circuit {circuit.key} has no layers table; re-create the artifact")
+    return layers
+
+
+def model_rows(circuit: Circuit) -> GraphRows:
+    """The model's structure: Model, its Layers (all neurons of each), Classes and output UNITs."""
+    m = circuit.manifest
+    mk = model_key(circuit)
+    layers = _layers(circuit)
+    num_classes = int(m.get("num_classes") or layers["channels"].iloc[-1])
+    rows = GraphRows()
+    rows.nodes["Model"] = pd.DataFrame({
+        "key": [mk], "name": [str(m["model"])], "arch": [m.get("arch")],
+        "weights": [str(m.get("weights") or "unknown")], "num_classes": [num_classes]})
+    lkeys = mk + "/" + layers["name"].astype(str)
+    rows.nodes["Layer"] = pd.DataFrame({
+        "key": lkeys, "model": mk, "name": layers["name"].astype(str),
+        "depth": layers["depth"].astype("int64"), "channels": layers["channels"].astype("int64")})
+    rows.rels[("HAS_LAYER", "Model", "Layer")] = pd.DataFrame({"src": mk, "dst": lkeys})
+    names = np.repeat(layers["name"].astype(str).to_numpy(), layers["channels"].to_numpy())
+    idx = np.concatenate([np.arange(c, dtype=np.int64) for c in layers["channels"]])
+    nkeys = pd.Series(mk + "/" + names, dtype=object) + "/" + pd.Series(idx).astype(str)
+    rows.nodes["Neuron"] = pd.DataFrame({"key": nkeys, "model": mk, "layer": names, "index": idx})
+    rows.rels[("HAS_NEURON", "Layer", "Neuron")] = pd.DataFrame({
+        "src": pd.Series(mk + "/" + names, dtype=object), "dst": nkeys})
+    class_names = m.get("class_names")
+    cnames: list[Any] = [None] * num_classes
+    if class_names and len(class_names) == num_classes:
+        cnames = [str(c) for c in class_names]
+    target = int(m["target_class"])
+    if m.get("class_name") and 0 <= target < num_classes:
+        cnames[target] = str(m["class_name"])
+    cidx = np.arange(num_classes, dtype=np.int64)
+    ckeys = mk + "/" + pd.Series(cidx).astype(str)
+    rows.nodes["Class"] = pd.DataFrame({"key": ckeys, "model": mk, "index": cidx, "name": cnames})
+    rows.rels[("HAS_CLASS", "Model", "Class")] = pd.DataFrame({"src": mk, "dst": ckeys})
+    top = layers.iloc[-1]
+    if int(top["channels"]) == num_classes:
+        rows.rels[("UNIT", "Class", "Neuron")] = pd.DataFrame({
+            "src": ckeys, "dst": f"{mk}/{top['name']}/" + pd.Series(cidx).astype(str)})
+    return rows
+
+
+def _stack(circuits: list[Circuit], name: str) -> pd.DataFrame:
+    """One table of many circuits, with the run's index in column `_i`."""
+    frames = [c.tables[name] for c in circuits]
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].copy()
+    df["_i"] = np.repeat(np.arange(len(frames)), [len(f) for f in frames])
+    return df
+
+
+def _arrow(part: Any) -> Any:
+    if isinstance(part, str):
+        return pa.scalar(part)
+    if isinstance(part, pd.Series) and isinstance(part.dtype, pd.ArrowDtype):
+        arr = part.array._pa_array  # noqa: SLF001
+        return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
+    vals = np.asarray(part)
+    if vals.dtype.kind in "iub":
+        return pc.cast(pa.array(vals), pa.string())
+    return pa.array(part, type=pa.string(), from_pandas=True)
+
+
+def _col(arr: Any) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr))
+
+
+def _join(*parts: Any) -> pd.Series:
+    """Element-wise string concatenation of scalars and columns (Arrow kernels, for building keys)."""
+    return _col(pc.binary_join_element_wise(*[_arrow(p) for p in parts], ""))
+
+
+def _take(values: np.ndarray, idx: Any) -> pd.Series:
+    """`values[idx]` for a small array of strings (run or model keys per row), as an Arrow column."""
+    return _col(pc.take(pa.array(list(values), type=pa.string()), pa.array(np.asarray(idx))))
+
+
+def _isin(col: pd.Series, known: pd.Series) -> np.ndarray:
+    return pc.is_in(_arrow(col), value_set=pa.array(_arrow(known))).to_numpy(zero_copy_only=False)
+
+
+def _thumbnails(nodes: pd.DataFrame, ex: pd.DataFrame, th: pd.DataFrame,
+                groups: pd.DataFrame) -> tuple[list[list[str]], list[int]]:
+    """Per group: base64 PNG thumbnails of its representative crops and its number of exemplars."""
+    n = len(groups)
+    if nodes.empty or ex.empty:
+        return [[] for _ in range(n)], [0] * n
+    member = nodes[["_i", "depth", "neuron", "subconcept", "group"]]
+    ex = ex.merge(member, on=["_i", "depth", "neuron", "subconcept"], how="inner")
+    counts = ex.groupby(["_i", "depth", "group"]).size()
+    rep = ex[ex["representative"].astype(bool)]
+    rep = rep.merge(th[["_i", "crop", "png"]], on=["_i", "crop"], how="inner")
+    rep = rep.sort_values(["_i", "depth", "group", "activation", "crop"],
+                          ascending=[True, True, True, False, True])
+    rep = rep.drop_duplicates(["_i", "depth", "group", "crop"])
+    rep = rep.groupby(["_i", "depth", "group"], sort=False).head(MAX_THUMBNAILS)
+    thumbs: dict[tuple[int, int, int], list[str]] = {}
+    for i, d, g, png in zip(rep["_i"].tolist(), rep["depth"].tolist(), rep["group"].tolist(),
+                            rep["png"].tolist(), strict=True):
+        thumbs.setdefault((i, d, g), []).append(base64.b64encode(png).decode())
+    keys = list(zip(groups["_i"].tolist(), groups["depth"].tolist(), groups["group"].tolist(), strict=True))
+    cnt = counts.to_dict()
+    return [thumbs.get(k, []) for k in keys], [int(cnt.get(k, 0)) for k in keys]
+
+
+def run_rows(circuit: Circuit) -> GraphRows:
+    """One run as graph rows (see `runs_rows`)."""
+    return runs_rows([circuit])
+
+
+def runs_rows(circuits: list[Circuit]) -> GraphRows:
+    """Runs, their NeuronGroups and the EXPLAINS, HAS_GROUP, AT_LAYER, MEMBER_OF, INFLUENCES and DRIVES
+    relationships of many circuits at once (vectorised; group influence comes from the artifact)."""
+    rk = np.array([c.key for c in circuits], dtype=object)
+    mk = np.array([model_key(c) for c in circuits], dtype=object)
+    layer_tabs = [_layers(c) for c in circuits]
+    top_depth = np.array([int(t["depth"].iloc[-1]) for t in layer_tabs])
+    target = np.array([int(c.manifest["target_class"]) for c in circuits])
+    ckey = np.array([f"{m}/{t}" for m, t in zip(mk, target, strict=True)], dtype=object)
+    rows = GraphRows()
+    man = [c.manifest for c in circuits]
+    rows.nodes["Run"] = pd.DataFrame({
+        "key": rk, "model": mk, "target_class": target, "class_name": [m.get("class_name") for m in man],
+        "status": "complete", "layers": [[str(x) for x in t["name"]] for t in layer_tabs],
+        "config": [_json(m.get("config")) for m in man],
+        "data_fingerprint": [m.get("data_fingerprint") for m in man],
+        "versions": [_json(m.get("versions")) for m in man],
+        "seed": pd.array([m.get("seed") for m in man], dtype="Int64"),
+        "timings": [_json(m.get("timings")) for m in man], "written_at": [None] * len(circuits),
+        "n_groups": [len(c.tables["groups"]) for c in circuits],
+        "n_nodes": [len(c.tables["nodes"]) for c in circuits],
+        "n_edges": [len(c.tables["edges"]) for c in circuits]})
+    rows.rels[("EXPLAINS", "Run", "Class")] = pd.DataFrame({"src": rk, "dst": ckey})
+    groups, nodes = _stack(circuits, "groups"), _stack(circuits, "nodes")
+    edges, gedges = _stack(circuits, "edges"), _stack(circuits, "group_edges")
+    gi = groups["_i"].to_numpy()
+    gkeys = _join(_take(rk, gi), "/", groups["layer"], "/", groups["group"])
+    thumbs, n_ex = _thumbnails(nodes, _stack(circuits, "exemplars"), _stack(circuits, "thumbnails"), groups)
+    rows.nodes["NeuronGroup"] = pd.DataFrame({
+        "key": gkeys, "run": _take(rk, gi), "model": _take(mk, gi), "target_class": target[gi],
+        "layer": groups["layer"].astype(str), "depth": groups["depth"].to_numpy(),
+        "index": groups["group"].to_numpy(), "size": groups["size"].to_numpy(),
+        "n_neurons": groups["n_neurons"].to_numpy(), "silhouette": groups["silhouette"].to_numpy(),
+        "influence": groups["influence"].to_numpy(), "abs_influence": groups["abs_influence"].to_numpy(),
+        "n_exemplars": n_ex, "thumbnails": thumbs, "embedding": [None] * len(groups)})
+    rows.rels[("HAS_GROUP", "Run", "NeuronGroup")] = pd.DataFrame({"src": _take(rk, gi), "dst": gkeys})
+    rows.rels[("AT_LAYER", "NeuronGroup", "Layer")] = pd.DataFrame({
+        "src": gkeys, "dst": _join(_take(mk, gi), "/", groups["layer"])})
+    mem = nodes[nodes["group"] >= 0].reset_index(drop=True)
+    mi = mem["_i"].to_numpy()
+    mkeys = _join(_take(rk, mi), "/", mem["layer"], "/", mem["group"])
+    ok = _isin(mkeys, gkeys)
+    rows.rels[("MEMBER_OF", "Neuron", "NeuronGroup")] = pd.DataFrame({
+        "src": _join(_take(mk, mi), "/", mem["layer"], "/", mem["neuron"])[ok].reset_index(drop=True),
+        "dst": mkeys[ok].reset_index(drop=True), "subconcept": mem["subconcept"].to_numpy()[ok],
+        "activation": mem["activation"].to_numpy()[ok]})
+    core = _stack(circuits, "core")[["_i", "depth", "neuron", "lower_neuron", "importance"]].drop_duplicates(
+        ["_i", "depth", "neuron", "lower_neuron"])
+    e = edges.merge(core, on=["_i", "depth", "neuron", "lower_neuron"], how="left")
+    ei = e["_i"].to_numpy()
+    mprefix = _take(mk, ei)
+    rows.rels[("INFLUENCES", "Neuron", "Neuron")] = pd.DataFrame({
+        "src": _join(mprefix, "/", e["lower_layer"], "/", e["lower_neuron"]),
+        "dst": _join(mprefix, "/", e["layer"], "/", e["neuron"]),
+        "run": _take(rk, ei), "subconcept": e["subconcept"].to_numpy(), "weight": e["weight"].to_numpy(),
+        "importance": e["importance"].to_numpy()})
+    rprefix = _take(rk, gedges["_i"].to_numpy())
+    src = _join(rprefix, "/", gedges["lower_layer"], "/", gedges["lower_group"])
+    dst = _join(rprefix, "/", gedges["layer"], "/", gedges["group"])
+    ok = _isin(src, gkeys) & _isin(dst, gkeys)
+    rows.rels[("DRIVES", "NeuronGroup", "NeuronGroup")] = pd.DataFrame({
+        "src": src[ok].reset_index(drop=True), "dst": dst[ok].reset_index(drop=True),
+        "weight": gedges["weight"].to_numpy()[ok], "abs_weight": gedges["abs_weight"].to_numpy()[ok]})
+    top = groups["depth"].to_numpy() == top_depth[gi]
+    rows.rels[("DRIVES", "NeuronGroup", "Class")] = pd.DataFrame({
+        "src": gkeys[top].reset_index(drop=True), "dst": _take(ckey, gi[top]),
+        "weight": groups["influence"].to_numpy()[top], "abs_weight": groups["abs_influence"].to_numpy()[top]})
+    return rows
+
+
+def conform(rows: GraphRows) -> GraphRows:
+    """Order and fill columns as the schema declares them (missing properties become null)."""
+    sch = schema()
+    out = GraphRows()
+    for label, df in rows.nodes.items():
+        cols = sch.nodes[label].columns
+        out.nodes[label] = pd.DataFrame({c: (df[c] if c in df else [None] * len(df)) for c in cols})
+    for key, df in rows.rels.items():
+        cols = ["src", "dst", *sch.rels[key[0]].columns]
+        out.rels[key] = pd.DataFrame({c: (df[c] if c in df else [None] * len(df)) for c in cols})
+    return out
