@@ -1,9 +1,10 @@
 // Starts a real Neo4j 5.26 (community) through the test harness, without Docker, for tests and CI.
 // Run: NEO4J_PASSWORD=... java -Xmx1g -cp 'neo4j/lib/*' neo4j/Launcher.java --port 7687 --dir DIR
-//        [--plugins neo4j/plugins] [--pagecache-mb 256] [--http-port 0]
+//        [--plugins neo4j/plugins] [--pagecache-mb 256] [--http-port 0] [--watch-pid PID]
 // Bolt listens on 127.0.0.1:PORT with auth (user neo4j, password from NEO4J_PASSWORD, never argv).
 // Prints "NEO4J READY bolt://127.0.0.1:PORT" once it accepts queries, then blocks until killed.
-// The store lives in a fresh folder under DIR and is deleted when the server stops.
+// The store lives in a fresh folder under DIR and is deleted when the server stops. With --watch-pid the
+// server also stops when that process ends (a test run that died without stopping it).
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -83,14 +84,36 @@ public final class Launcher {
                 (System.nanoTime() - t0) / 1e9, http);
         System.out.println("NEO4J READY bolt://" + HOST + ":" + port);
         System.out.flush();
+        String watch = args.get("watch-pid");
+        if (watch != null) {
+            watchParent(Long.parseLong(watch));
+        }
         stopped.await();
+    }
+
+    /** Exits (running the shutdown hook) once process {@code pid} is gone. */
+    private static void watchParent(long pid) {
+        Thread watcher = new Thread(() -> {
+            while (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+                try {
+                    Thread.sleep(2000);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+            System.out.println("NEO4J watched process " + pid + " ended");
+            System.exit(0);
+        }, "neo4j-watch-pid");
+        watcher.setDaemon(true);
+        watcher.start();
     }
 
     private static Map<String, String> parse(String[] argv) {
         Map<String, String> out = new HashMap<>();
         for (int i = 0; i < argv.length; i++) {
             if (!argv[i].startsWith("--") || i + 1 >= argv.length) {
-                fail("usage: Launcher --port N --dir DIR [--plugins DIR] [--pagecache-mb N] [--http-port N]; bad: " + argv[i]);
+                fail("usage: Launcher --port N --dir DIR [--plugins DIR] [--pagecache-mb N] [--http-port N] [--watch-pid N];"
+                        + " bad: " + argv[i]);
             }
             if (argv[i].equals("--password")) {
                 fail("pass the password in the NEO4J_PASSWORD environment variable, not on the command line");

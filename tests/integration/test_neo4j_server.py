@@ -1,0 +1,73 @@
+"""The real Neo4j that integration tests use: reachable, 5.26, password-protected, APOC loaded, wipeable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from neo4j.exceptions import AuthError
+
+from neo4j import GraphDatabase
+
+pytestmark = pytest.mark.neo4j
+
+
+def test_runs_cypher_with_parameters(neo4j_uri: str, neo4j_auth: tuple[str, str]) -> None:
+    with GraphDatabase.driver(neo4j_uri, auth=neo4j_auth) as driver:
+        assert driver.execute_query("RETURN 1 AS x").records[0]["x"] == 1
+        rows = driver.execute_query("UNWIND $xs AS x RETURN sum(x) AS s", xs=[1, 2, 39]).records
+        assert rows[0]["s"] == 42
+
+
+def test_server_is_neo4j_5_26(neo4j_uri: str, neo4j_auth: tuple[str, str]) -> None:
+    with GraphDatabase.driver(neo4j_uri, auth=neo4j_auth) as driver:
+        assert driver.get_server_info().agent.startswith("Neo4j/5.26.")
+        rec = driver.execute_query("CALL dbms.components() YIELD name, versions RETURN *").records[0]
+        assert rec["name"] == "Neo4j Kernel"
+        assert rec["versions"][0].startswith("5.26.")
+
+
+def test_wrong_password_is_rejected(neo4j_uri: str, neo4j_auth: tuple[str, str]) -> None:
+    user, password = neo4j_auth
+    with GraphDatabase.driver(neo4j_uri, auth=(user, password + "-wrong")) as driver:
+        with pytest.raises(AuthError):
+            driver.execute_query("RETURN 1")
+
+
+def test_apoc_core_is_callable(neo4j_uri: str, neo4j_auth: tuple[str, str]) -> None:
+    with GraphDatabase.driver(neo4j_uri, auth=neo4j_auth) as driver:
+        assert driver.execute_query("RETURN apoc.version() AS v").records[0]["v"].startswith("5.26.")
+        rec = driver.execute_query("RETURN apoc.coll.sum($xs) AS s", xs=[1.5, 2.5]).records[0]
+        assert rec["s"] == 4.0
+
+
+def test_clean_fixture_wipes_nodes_constraints_and_indexes(neo4j_clean) -> None:
+    server = neo4j_clean
+    with GraphDatabase.driver(server.uri, auth=server.auth) as driver:
+
+        def q(cypher: str) -> list:
+            return driver.execute_query(cypher, database_=server.database).records
+
+        assert q("MATCH (n) RETURN count(n) AS n")[0]["n"] == 0
+        q("CREATE CONSTRAINT t_key IF NOT EXISTS FOR (n:TmpWipe) REQUIRE n.key IS UNIQUE")
+        q("CREATE INDEX t_val IF NOT EXISTS FOR (n:TmpWipe) ON (n.val)")
+        q("UNWIND range(1, 5) AS i CREATE (:TmpWipe {key: i, val: i})-[:NEXT]->(:Other)")
+        assert q("MATCH (n) RETURN count(n) AS n")[0]["n"] == 10
+        assert len(q("SHOW CONSTRAINTS YIELD name")) == 1
+
+        server.wipe()
+
+        assert q("MATCH (n) RETURN count(n) AS n")[0]["n"] == 0
+        assert q("SHOW CONSTRAINTS YIELD name") == []
+        assert {r["type"] for r in q("SHOW INDEXES YIELD type")} == {"LOOKUP"}
+
+
+def test_password_not_on_command_line_or_in_log(neo4j_server) -> None:
+    if neo4j_server.pid is None:
+        pytest.skip("NEO4J_URI points at a server this checkout did not start (no NEO4J_PID)")
+    cmdline = Path(f"/proc/{neo4j_server.pid}/cmdline").read_bytes().decode(errors="replace")
+    assert "Launcher.java" in cmdline
+    assert neo4j_server.password not in cmdline
+    log = Path(f"/proc/{neo4j_server.pid}/fd/1").resolve()
+    assert "NEO4J READY" in log.read_text()
+    assert neo4j_server.password not in log.read_text()
