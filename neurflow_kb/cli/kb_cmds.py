@@ -1,5 +1,367 @@
-"""Commands over the knowledge base: `init`, `load`, `ingest`, `query`, `cypher`, `push`."""
+"""Commands over the knowledge base: `init`, `load`, `ingest`, `query`, `cypher`, `push`.
+
+Every command takes the same store options: `--store FILE` (embedded, default ./neurflow-kb.lbug) or
+`--neo4j URI` with `--user`, `--password`, `--database` (or NEO4J_URI / NEO4J_USER / NEO4J_PASSWORD /
+NEO4J_DATABASE). Passwords are never printed.
+"""
 
 from __future__ import annotations
 
-from . import main  # noqa: F401
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from ..errors import UserError
+from . import main
+
+# -- store options ---------------------------------------------------------------------------------
+
+@dataclass
+class StoreOptions:
+    """Where the knowledge base lives, from the common command-line options."""
+
+    store_path: str | None = None
+    neo4j_uri: str | None = None
+    user: str | None = None
+    password: str | None = None
+    database: str | None = None
+
+    def open(self, read_only: bool = False):
+        """Open the chosen store (read-only opening needs an embedded file to exist)."""
+        from ..store import open_store
+
+        return open_store(self.store_path, self.neo4j_uri, user=self.user, password=self.password,
+                          database=self.database, read_only=read_only)
+
+
+def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --store / --neo4j / --user / --password / --database and pass them on as `opts`."""
+    options = [
+        click.option("--store", "store_path", type=click.Path(dir_okay=False), default=None,
+                     help="Embedded knowledge-base file (default: ./neurflow-kb.lbug)."),
+        click.option("--neo4j", "neo4j_uri", default=None, metavar="URI",
+                     help="Use Neo4j instead: neo4j://, bolt://, neo4j+s:// ... (or NEO4J_URI)."),
+        click.option("--user", default=None, help="Neo4j user (or NEO4J_USER; default neo4j)."),
+        click.option("--password", default=None, help="Neo4j password (or NEO4J_PASSWORD)."),
+        click.option("--database", default=None, help="Neo4j database name (or NEO4J_DATABASE)."),
+    ]
+
+    def wrapper(*args: Any, store_path: str | None, neo4j_uri: str | None, user: str | None,
+                password: str | None, database: str | None, **kw: Any) -> Any:
+        return f(*args, opts=StoreOptions(store_path, neo4j_uri, user, password, database), **kw)
+
+    wrapper.__name__ = f.__name__
+    wrapper.__doc__ = f.__doc__
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --json / --csv and pass the choice on as `fmt` ('table', 'json' or 'csv')."""
+    f = click.option("--csv", "fmt", flag_value="csv", help="Print CSV.")(f)
+    f = click.option("--json", "fmt", flag_value="json", help="Print JSON (a list of row objects).")(f)
+    return f
+
+
+def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for row in df.to_dict("records"):
+        clean = {}
+        for k, v in row.items():
+            if isinstance(v, float) and v != v:
+                v = None
+            elif hasattr(v, "item") and not isinstance(v, list | str):
+                v = v.item()
+            clean[k] = v
+        out.append(clean)
+    return out
+
+
+def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None) -> None:
+    """Print a DataFrame (or named DataFrames) as an aligned table, JSON or CSV."""
+    frames = result if isinstance(result, dict) else None
+    if fmt == "json":
+        data: Any = ({k: _jsonable(v) for k, v in frames.items()} if frames is not None
+                     else _jsonable(result))  # type: ignore[arg-type]
+        click.echo(json.dumps(data, default=str))
+        return
+    for title, df in (frames.items() if frames is not None else [(None, result)]):
+        if fmt == "csv":
+            if title:
+                click.echo(f"# {title}")
+            click.echo(df.to_csv(index=False), nl=False)
+            continue
+        if title:
+            click.echo(f"{title}:")
+        if df.empty:
+            click.echo("(no rows)")
+        else:
+            with pd.option_context("display.width", 200, "display.max_columns", 50,
+                                   "display.max_colwidth", 60):
+                click.echo(df.to_string(index=False))
+        if title:
+            click.echo("")
+
+
+# -- init / load -----------------------------------------------------------------------------------
+
+@main.command()
+@store_options
+def init(opts: StoreOptions) -> None:
+    """Create the knowledge-base schema (constraints, indexes or tables); safe to run again."""
+    with opts.open() as store:
+        store.init_schema()
+        click.echo(f"initialised {store.describe()}")
+
+
+def _progress_writer(total: int, quiet: bool, label: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="run", disable=quiet or None, file=sys.stderr)
+
+
+def _summary(results: list, seconds: float, where: str) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    rels = sum(r.relationships for r in results)
+    parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return f"{len(results)} runs ({parts}); {rels} relationships in {seconds:.1f}s to {where}"
+
+
+@main.command()
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--replace", is_flag=True, help="Rewrite runs that are already complete.")
+@click.option("--batch-relationships", type=int, default=None,
+              help="Relationships per bulk write (default 250000); smaller shows progress sooner.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@store_options
+def load(artifacts: tuple[str, ...], replace: bool, batch_relationships: int | None, quiet: bool,
+         opts: StoreOptions) -> None:
+    """Write saved circuit artifacts (folders from `neurflow-kb circuit --out`) to the knowledge base."""
+    from ..artifact import Circuit
+
+    paths = [Path(a) for a in artifacts]
+    for p in paths:
+        if not p.is_dir():
+            raise UserError(f"{p} is not a folder; pass circuit artifact folders (from `neurflow-kb circuit "
+                            "--out`)")
+    t0 = time.perf_counter()
+    with opts.open() as store:
+        if batch_relationships:
+            store.batch_relationships = batch_relationships
+        bar = _progress_writer(len(paths), quiet, "load")
+
+        def done(r) -> None:
+            bar.update(1)
+            click.echo(f"{r.status} {r.key}")
+
+        results = store.write_circuits((Circuit.load(p) for p in paths), replace=replace, progress=done)
+        bar.close()
+        click.echo(_summary(results, time.perf_counter() - t0, store.describe()))
+
+
+# -- query -----------------------------------------------------------------------------------------
+
+@main.group()
+def query() -> None:
+    """Named queries over the knowledge base (tables; --json or --csv for machines)."""
+
+
+def _class_arg(text: str) -> int | str:
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+@query.command("drivers")
+@click.argument("cls", metavar="CLASS")
+@click.option("--model", default=None, help="Model name or key (default: every model).")
+@click.option("--layer", default=None, help="Only groups of this layer.")
+@click.option("--limit", default=20, show_default=True, type=int)
+@output_options
+@store_options
+def q_drivers(cls: str, model: str | None, layer: str | None, limit: int, fmt: str | None,
+              opts: StoreOptions) -> None:
+    """Groups driving CLASS (index or name), ranked by their influence on it."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.drivers(store, _class_arg(cls), model=model, layer=layer, limit=limit), fmt)
+
+
+@query.command("circuit")
+@click.argument("cls", metavar="CLASS")
+@click.option("--model", default=None, help="Model name or key.")
+@click.option("--min-weight", default=0.0, show_default=True, type=float,
+              help="Keep edges with |weight| >= this.")
+@output_options
+@store_options
+def q_circuit(cls: str, model: str | None, min_weight: float, fmt: str | None, opts: StoreOptions) -> None:
+    """The group circuit of CLASS: DRIVES edges between its groups and up to the class."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.circuit(store, _class_arg(cls), model=model, min_weight=min_weight), fmt)
+
+
+@query.command("group")
+@click.argument("key")
+@output_options
+@store_options
+def q_group(key: str, fmt: str | None, opts: StoreOptions) -> None:
+    """One group (KEY = run/layer/index): summary, members, labels, upstream and downstream groups."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.group(store, key).frames(), fmt)
+
+
+@query.command("concept")
+@click.argument("text")
+@click.option("--model", default=None, help="Model name or key.")
+@output_options
+@store_options
+def q_concept(text: str, model: str | None, fmt: str | None, opts: StoreOptions) -> None:
+    """Groups labelled with the concept TEXT."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.concept(store, text, model=model), fmt)
+
+
+@query.command("shared")
+@click.argument("cls_a", metavar="CLASS_A")
+@click.argument("cls_b", metavar="CLASS_B")
+@click.option("--model", default=None, help="Model name or key.")
+@click.option("--by", type=click.Choice(["neuron", "pair"]), default="neuron", show_default=True,
+              help="One row per shared neuron, or per pair of groups.")
+@output_options
+@store_options
+def q_shared(cls_a: str, cls_b: str, model: str | None, by: str, fmt: str | None,
+             opts: StoreOptions) -> None:
+    """Neurons and group pairs that the circuits of CLASS_A and CLASS_B share."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.shared(store, _class_arg(cls_a), _class_arg(cls_b), model=model, by=by), fmt)
+
+
+@query.command("path")
+@click.argument("key")
+@output_options
+@store_options
+def q_path(key: str, fmt: str | None, opts: StoreOptions) -> None:
+    """Strongest path from group KEY up to its class."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.path(store, key), fmt)
+
+
+@query.command("models")
+@output_options
+@store_options
+def q_models(fmt: str | None, opts: StoreOptions) -> None:
+    """Models in the knowledge base."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.models(store), fmt)
+
+
+@query.command("classes")
+@click.option("--model", default=None, help="Model name or key.")
+@output_options
+@store_options
+def q_classes(model: str | None, fmt: str | None, opts: StoreOptions) -> None:
+    """Classes that have a complete run."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.classes(store, model=model), fmt)
+
+
+@query.command("runs")
+@click.option("--model", default=None, help="Model name or key.")
+@click.option("--class", "cls", default=None, help="Class index or name.")
+@output_options
+@store_options
+def q_runs(model: str | None, cls: str | None, fmt: str | None, opts: StoreOptions) -> None:
+    """Complete runs (one per computed class circuit)."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.runs(store, model=model, cls=None if cls is None else _class_arg(cls)), fmt)
+
+
+# -- raw Cypher ------------------------------------------------------------------------------------
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """`k=v` -> (k, value): v is read as JSON (numbers, lists, true/false/null, "quoted") or else a string."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise UserError(f"--param {text!r} is not NAME=VALUE (e.g. --param cls=309 --param name='\"bee\"')")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+@main.command()
+@click.argument("cypher_text", metavar="QUERY")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Query parameter $NAME (JSON value, else a string); repeatable.")
+@click.option("--write", is_flag=True, help="Allow the query to change the knowledge base.")
+@output_options
+@store_options
+def cypher(cypher_text: str, params: tuple[str, ...], write: bool, fmt: str | None,
+           opts: StoreOptions) -> None:
+    """Run raw Cypher with parameters; read-only unless --write."""
+    from ..store import refuse_writes
+
+    values = dict(parse_param(p) for p in params)
+    if not write and not opts.neo4j_uri:
+        refuse_writes(cypher_text)
+    with opts.open(read_only=not write) as store:
+        emit(store.run_query(cypher_text, values, write=write), fmt)
+
+
+# -- push ------------------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--to", "target", required=True, metavar="URI_OR_FILE",
+              help="Destination: a Neo4j URI (neo4j://, bolt://, neo4j+s:// ...) or an embedded .lbug file.")
+@click.option("--to-user", default=None, help="Destination Neo4j user (default: --user / NEO4J_USER).")
+@click.option("--to-password", default=None, help="Destination Neo4j password (default: NEO4J_PASSWORD).")
+@click.option("--to-database", default=None, help="Destination Neo4j database (default: NEO4J_DATABASE).")
+@click.option("--replace", is_flag=True, help="Rewrite runs the destination already has.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@store_options
+def push(target: str, to_user: str | None, to_password: str | None, to_database: str | None,
+         replace: bool, quiet: bool, opts: StoreOptions) -> None:
+    """Copy the whole knowledge base to another store (e.g. the embedded file to Neo4j or Aura for Bloom);
+    running it again changes nothing."""
+    from ..store import LadybugStore, Neo4jStore, is_neo4j_uri
+
+    t0 = time.perf_counter()
+    with opts.open(read_only=True) as src:
+        if is_neo4j_uri(target):
+            dst = Neo4jStore(target, user=to_user or opts.user, password=to_password, database=to_database)
+        else:
+            if opts.store_path and Path(opts.store_path).resolve() == Path(target).resolve() \
+                    and not opts.neo4j_uri:
+                raise UserError("--to names the source knowledge base itself; pick another destination")
+            dst = LadybugStore(target)
+        with dst.open():
+            bar = _progress_writer(len(src.run_keys()), quiet, "push")
+            results = dst.import_(src.export(), replace=replace, progress=lambda r: bar.update(1))
+            bar.close()
+            click.echo(_summary(results, time.perf_counter() - t0, dst.describe()))

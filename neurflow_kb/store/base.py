@@ -68,6 +68,11 @@ class GraphStore(Protocol):
     def run_query(self, cypher: str, params: dict[str, Any] | None = None, *,
                   write: bool = False) -> pd.DataFrame: ...
     def run_status(self, key: str) -> str | None: ...
+    def run_keys(self, status: str = "complete") -> list[str]:
+        """Keys of the runs with `status` ('complete' or 'writing'), sorted."""
+        _, rows = self._read("MATCH (r:Run) WHERE r.status = $s RETURN r.key ORDER BY r.key", {"s": status})
+        return [r[0] for r in rows]
+
     def has_run(self, key: str) -> bool: ...
     def delete_run(self, key: str) -> None: ...
     def counts(self) -> dict[str, int]: ...
@@ -200,6 +205,11 @@ class BaseStore:
         """'complete', 'writing' (a partial or in-progress write) or None (no such run)."""
         _, rows = self._read("MATCH (r:Run) WHERE r.key = $key RETURN r.status", {"key": key})
         return rows[0][0] if rows else None
+
+    def run_keys(self, status: str = "complete") -> list[str]:
+        """Keys of the runs with `status` ('complete' or 'writing'), sorted."""
+        _, rows = self._read("MATCH (r:Run) WHERE r.status = $s RETURN r.key ORDER BY r.key", {"s": status})
+        return [r[0] for r in rows]
 
     def has_run(self, key: str) -> bool:
         """True when the run `key` is written completely."""
@@ -437,8 +447,7 @@ class BaseStore:
         _, models = self._read("MATCH (m:Model) RETURN m.key ORDER BY m.key")
         for (mk,) in models:
             yield KBPart("model", mk, self.export_model(mk))
-        _, runs = self._read("MATCH (r:Run) WHERE r.status = 'complete' RETURN r.key ORDER BY r.key")
-        for (rk,) in runs:
+        for rk in self.run_keys():
             rows = self.export_run(rk)
             yield KBPart("run", rk, rows, self._run_signature(rk))
 
