@@ -1,0 +1,149 @@
+"""Knowledge-base test helpers: synthetic circuits shaped like NeurFlow artifacts (data, not mocks), the
+real embedded store in a temporary file and the real Neo4j from tests/conftest.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from neurflow_kb.artifact import Circuit
+from neurflow_kb.store import LadybugStore, Neo4jStore
+from neurflow_kb.store.graph import MODEL_RELS, model_key, model_rows, runs_rows
+from neurflow_kb.store.synthetic import synthetic_circuit
+
+TOY_CHAIN = (("conv", 32), ("b1", 48), ("b2", 48), ("logits", 10))
+MINI_CHAIN = (("stem", 24), ("s1", 40), ("s2", 40), ("s3", 64), ("head", 12))
+TOY_NAMES = [f"toy{j}" for j in range(10)]
+CLI = str(Path(sys.executable).with_name("neurflow-kb"))
+
+
+def toy_circuit(cls: int, seed: int = 0) -> Circuit:
+    """A small circuit of model `toy@random` (3 transitions, tau 6) for class `cls`."""
+    return synthetic_circuit(cls, chain=TOY_CHAIN, nodes_per_layer=(2, 10, 20), tau=6, model="toy",
+                             weights="random", class_names=TOY_NAMES, seed=seed)
+
+
+def mini_circuit(cls: int, seed: int = 0) -> Circuit:
+    """A circuit of a second model `mini@v1` (4 transitions, tau 8, no class-name list)."""
+    return synthetic_circuit(cls, chain=MINI_CHAIN, nodes_per_layer=(3, 12, 24, 30), tau=8, model="mini",
+                             weights="v1", seed=seed)
+
+
+def kb_circuits() -> list[Circuit]:
+    """A knowledge base of two models and several classes each (classes 1 and 2 in both)."""
+    return [toy_circuit(c) for c in (0, 1, 2, 3)] + [mini_circuit(c) for c in (1, 2, 5)]
+
+
+def expected_counts(circuits: list[Circuit]) -> dict[str, int]:
+    """Nodes per label and relationships per type that writing `circuits` must produce, from the artifacts."""
+    out: dict[str, int] = {}
+    keys: dict[str, set] = {}
+    pairs: dict[str, set] = {}
+    seen_models: set[str] = set()
+    for c in circuits:
+        if model_key(c) in seen_models:
+            continue
+        seen_models.add(model_key(c))
+        rows = model_rows(c)
+        for label, df in rows.nodes.items():
+            keys.setdefault(label, set()).update(df["key"])
+        for (rtype, _, _), df in rows.rels.items():
+            pairs.setdefault(rtype, set()).update(zip(df["src"], df["dst"], strict=True))
+    uniq = {c.key: c for c in circuits}
+    run = runs_rows(list(uniq.values()))
+    for label, df in run.nodes.items():
+        out[label] = out.get(label, 0) + len(df)
+    for (rtype, _, _), df in run.rels.items():
+        out[rtype] = out.get(rtype, 0) + len(df)
+    for label, ks in keys.items():
+        out[label] = len(ks)
+    for rtype in MODEL_RELS:
+        out[rtype] = len(pairs.get(rtype, ()))
+    return out
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test asking for `any_store` runs once per store kind (Neo4j ones marked `neo4j`)."""
+    if "any_store" in metafunc.fixturenames:
+        metafunc.parametrize("any_store", [pytest.param("ladybug", id="ladybug"),
+                                           pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)],
+                             indirect=True)
+    if "store_kind" in metafunc.fixturenames:
+        metafunc.parametrize("store_kind", [pytest.param("ladybug", id="ladybug"),
+                                            pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)])
+
+
+@pytest.fixture
+def lbug_path(tmp_path: Path) -> Path:
+    """Path of a fresh embedded knowledge-base file."""
+    return tmp_path / "kb.lbug"
+
+
+@pytest.fixture
+def neo4j_store(neo4j_clean) -> Iterator[Neo4jStore]:
+    """An open store on the emptied test Neo4j."""
+    st = Neo4jStore(neo4j_clean.uri, user=neo4j_clean.user, password=neo4j_clean.password,
+                    database=neo4j_clean.database)
+    with st:
+        yield st
+
+
+@pytest.fixture
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LadybugStore | Neo4jStore]:
+    """A fresh writable store of each kind (parametrised by `pytest_generate_tests`)."""
+    if request.param == "ladybug":
+        with LadybugStore(tmp_path / "kb.lbug") as st:
+            yield st
+    else:
+        yield request.getfixturevalue("neo4j_store")
+
+
+def store_args(kind: str, request: pytest.FixtureRequest, path: Path) -> tuple[list[str], dict[str, str]]:
+    """CLI store options and environment (the password travels in NEO4J_PASSWORD, never in argv)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    if kind == "ladybug":
+        return ["--store", str(path)], env
+    server = request.getfixturevalue("neo4j_server")
+    env["NEO4J_PASSWORD"] = server.password
+    return ["--neo4j", server.uri, "--user", server.user, "--database", server.database], env
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 300,
+            cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the installed `neurflow-kb` console script in a subprocess."""
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def frames_equal(a: pd.DataFrame | dict, b: pd.DataFrame | dict) -> None:
+    """Assert two helper results (a DataFrame or a dict of them) hold identical rows."""
+    if isinstance(a, dict):
+        assert set(a) == set(b)
+        for k in a:
+            pd.testing.assert_frame_equal(a[k], b[k], check_exact=True, obj=k)
+    else:
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+class KBHelpers:
+    """Helpers handed to tests through the `kbh` fixture (test modules are not importable packages)."""
+
+    toy_circuit = staticmethod(toy_circuit)
+    mini_circuit = staticmethod(mini_circuit)
+    kb_circuits = staticmethod(kb_circuits)
+    expected_counts = staticmethod(expected_counts)
+    store_args = staticmethod(store_args)
+    run_cli = staticmethod(run_cli)
+    frames_equal = staticmethod(frames_equal)
+    cli_path = CLI
+
+
+@pytest.fixture(scope="session")
+def kbh() -> type[KBHelpers]:
+    """Synthetic circuits, expected counts, CLI runner and frame comparison for knowledge-base tests."""
+    return KBHelpers
