@@ -51,7 +51,7 @@ class LadybugStore(BaseStore):
     dialect = "ladybug"
 
     def __init__(self, path: str | Path = DEFAULT_STORE, read_only: bool = False,
-                 buffer_pool_size: int = 2 << 30, lock_timeout: float = 10.0) -> None:
+                 buffer_pool_size: int = 2 << 30, lock_timeout: float = 5.0) -> None:
         super().__init__()
         self.path = Path(path)
         self.read_only = read_only
@@ -126,8 +126,21 @@ class LadybugStore(BaseStore):
             self.open()
         return self._conn.execute(cypher, params or {})
 
+    def _no_schema(self, msg: str) -> bool:
+        return "does not exist" in msg and ("Table" in msg or "table" in msg) and not self._has_schema()
+
+    def _has_schema(self) -> bool:
+        res = self._exec("CALL show_tables() RETURN name")
+        return "Run" in {r[0] for r in res.get_all()}
+
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
-        res = self._exec(cypher, params)
+        try:
+            res = self._exec(cypher, params)
+        except RuntimeError as e:
+            if self._no_schema(str(e)):
+                raise StoreError(f"{self.path} has no knowledge-base schema yet; run `neurflow-kb init` or "
+                                 "load circuits into it") from None
+            raise
         return list(res.get_column_names()), res.get_all()
 
     def _write(self, cypher: str, params: dict[str, Any] | None = None) -> None:
@@ -145,6 +158,9 @@ class LadybugStore(BaseStore):
             res = self._exec(cypher, params)
         except RuntimeError as e:
             msg = str(e).strip().splitlines()[0]
+            if self._no_schema(msg):
+                raise StoreError(f"{self.path} has no knowledge-base schema yet; run `neurflow-kb init` or "
+                                 "load circuits into it") from None
             if "read-only" in msg.lower() or "read only" in msg.lower():
                 raise UserError("the query writes to the knowledge base; it runs read-only unless you "
                                 "pass --write") from None

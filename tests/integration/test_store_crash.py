@@ -1,0 +1,135 @@
+"""A `neurflow-kb load` killed with SIGKILL part-way leaves no visible partial run, running it again
+completes the knowledge base, and readers in other processes work while a writer holds the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from neurflow_kb import queries
+from neurflow_kb.store import LadybugStore, Neo4jStore
+from neurflow_kb.store.synthetic import synthetic_circuit
+
+
+def big_artifacts(tmp_path, n: int) -> list[str]:
+    """`n` saved circuits shaped like ResNet-50 ones (about 5,000 relationships each)."""
+    paths = []
+    for i in range(n):
+        p = tmp_path / f"art{i:02d}"
+        synthetic_circuit(i, nodes_per_layer=(3, 24, 100, 200)).save(p)
+        paths.append(str(p))
+    return paths
+
+
+def reader(kind: str, path, server):
+    if kind == "ladybug":
+        return LadybugStore(path, read_only=True)
+    return Neo4jStore(server.uri, user=server.user, password=server.password, database=server.database,
+                      read_only=True)
+
+
+def test_sigkill_mid_load_hides_the_partial_run_and_reload_completes(store_kind, tmp_path, request, kbh):
+    server = request.getfixturevalue("neo4j_clean") if store_kind == "neo4j" else None
+    kb = tmp_path / "kb.lbug"
+    arts = big_artifacts(tmp_path, 8)
+    args, env = kbh.store_args(store_kind, request, kb)
+    cmd = [kbh.cli_path, "load", *arts, *args, "--batch-relationships", "1", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    partial: list[str] = []
+    deadline = time.monotonic() + 240
+    try:
+        # kill the writer the moment a run is half-written (status 'writing') after one complete run
+        while proc.poll() is None and time.monotonic() < deadline:
+            if store_kind == "neo4j" or kb.exists():
+                try:
+                    with reader(store_kind, kb, server) as st:
+                        writing = st.run_keys("writing")
+                        if writing and st.run_keys("complete"):
+                            os.kill(proc.pid, signal.SIGKILL)
+                            partial = writing
+                            break
+                except Exception:  # the file may be mid-creation or without schema yet: poll again
+                    pass
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None and not partial:
+            proc.kill()
+        proc.wait()
+    assert partial, f"the load finished before it could be killed mid-run: {proc.stderr.read()[-500:]}"
+    assert proc.returncode == -signal.SIGKILL
+
+    with reader(store_kind, kb, server) as st:
+        assert st.run_keys("writing") == partial
+        complete = set(st.run_keys())
+        assert complete and not complete & set(partial)
+        visible = queries.runs(st)
+        assert set(visible["run"]) == complete
+        for key in partial:
+            assert not (queries.drivers(st, 0, limit=1000)["run"] == key).any()
+            cls = int(st.run_query("MATCH (r:Run) WHERE r.key = $k RETURN r.target_class AS c",
+                                   {"k": key})["c"][0])
+            assert queries.drivers(st, cls).empty and queries.circuit(st, cls).empty
+        # every visible run is whole
+        for key, groups in zip(visible["run"], visible["groups"], strict=True):
+            n = st.run_query("MATCH (g:NeuronGroup) WHERE g.run = $k RETURN count(g) AS n",
+                             {"k": key})["n"][0]
+            assert n == groups
+
+    rerun = kbh.run_cli(cmd[1:], env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "recovered" in rerun.stdout
+    from neurflow_kb.artifact import Circuit
+
+    circuits = [Circuit.load(p) for p in arts]
+    with reader(store_kind, kb, server) as st:
+        assert st.run_keys("writing") == []
+        assert set(st.run_keys()) == {c.key for c in circuits}
+        assert st.counts() == kbh.expected_counts(circuits) | {
+            k: 0 for k in ("Concept", "Image", "LABELED", "ACTIVATES")}
+
+
+def test_queries_from_another_process_while_a_writer_holds_the_file(tmp_path, kbh):
+    kb = tmp_path / "kb.lbug"
+    arts = big_artifacts(tmp_path, 14)
+    proc = subprocess.Popen([kbh.cli_path, "load", *arts, "--store", str(kb), "--batch-relationships", "1",
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # the first run is complete; the writer goes on with the others
+        assert first.startswith("written"), proc.stderr.read()[-500:]
+        out = kbh.run_cli(["query", "runs", "--store", str(kb), "--json"])
+        still_writing = proc.poll() is None
+        assert out.returncode == 0, out.stderr
+        rows = json.loads(out.stdout)
+        assert rows and all(r["groups"] > 0 for r in rows)
+        assert still_writing, "the writer finished before the reader ran; make the load longer"
+        # and through the Python API, read-only, while the writer still holds the file
+        if proc.poll() is None:
+            with LadybugStore(kb, read_only=True) as st:
+                assert len(queries.models(st)) == 1
+    finally:
+        rest, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    with LadybugStore(kb, read_only=True) as st:
+        assert len(st.run_keys()) == len(arts)
+
+
+def test_a_second_writer_gets_a_clear_error(tmp_path, kbh):
+    kb = tmp_path / "kb.lbug"
+    with LadybugStore(kb) as st:
+        st.write_circuit(kbh.toy_circuit(0))
+        out = kbh.run_cli(["load", "--store", str(kb), str(tmp_path / "missing")])
+        assert out.returncode == 2 and "not a folder" in out.stderr
+        kbh.toy_circuit(1).save(tmp_path / "a1")
+        out = kbh.run_cli(["load", "--store", str(kb), str(tmp_path / "a1")])
+        assert out.returncode == 2, out.stderr
+        assert "in use by another writer" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(autouse=True)
+def _few_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
