@@ -21,6 +21,9 @@ FORMAT_VERSION = 1
 # Config fields that change how a circuit is computed but not what it is; left out of `Circuit.key`.
 EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32")
 
+# Tables an artifact may lack on disk (written by later steps such as labelling).
+OPTIONAL_TABLES = ("labels", "group_embeddings")
+
 # Column order and dtypes of every table; `Circuit.validate` checks them.
 TABLES: dict[str, dict[str, str]] = {
     # one row per layer of the chain, depth 0 = lowest ("lower" only) layer, depth T = output layer
@@ -60,6 +63,14 @@ TABLES: dict[str, dict[str, str]] = {
     "images": {"image": "int64", "source": "object", "label": "int64", "predicted": "int64"},
     # small PNG thumbnails of the representative crops
     "thumbnails": {"crop": "int64", "png": "object"},
+    # concept labels of groups (filled by `neurflow_kb.labels`; empty until a circuit is labelled)
+    "labels": {
+        "depth": "int64", "layer": "object", "group": "int64", "concept": "object", "vocabulary": "object",
+        "score": "float64", "rank": "int64", "method": "object", "encoder": "object",
+    },
+    # one CLIP image embedding per group (for text search), unit length
+    "group_embeddings": {"depth": "int64", "layer": "object", "group": "int64", "embedding": "object",
+                         "encoder": "object"},
 }
 
 
@@ -169,11 +180,13 @@ class Circuit:
         tables = {}
         for name in TABLES:
             p = d / f"{name}.parquet"
+            if not p.is_file() and name in OPTIONAL_TABLES:
+                continue
             if not p.is_file():
                 raise UserError(f"{d} is missing {p.name}; the artifact is incomplete, re-create it")
             tables[name] = pd.read_parquet(p)
-        for col in ("concept_vector",):
-            tables["nodes"][col] = tables["nodes"][col].map(lambda v: [float(x) for x in v])
+        for name, col in (("nodes", "concept_vector"), ("group_embeddings", "embedding")):
+            tables[name][col] = tables[name][col].map(lambda v: [float(x) for x in v])
         return cls(manifest=manifest, tables=tables)
 
     def equals(self, other: Circuit) -> bool:

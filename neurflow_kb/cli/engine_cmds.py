@@ -150,3 +150,25 @@ def models(as_json: bool) -> None:
     for i in infos:
         click.echo(f"{i.name:<20} {i.description}")
         click.echo(f"{'':<20} layers: {' -> '.join(i.layers)}")
+
+
+def demo_images(folder: Path) -> Path:
+    """Write scikit-image's cat photo (Chelsea) and a few flips and zooms of it as PNGs into `folder`."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cat = data.chelsea()
+    h, w = cat.shape[:2]
+    variants = {
+        "chelsea": cat,
+        "chelsea_flipped": cat[:, ::-1],
+        "chelsea_face": cat[: h * 3 // 4, w // 8: w * 7 // 8],
+        "chelsea_zoom": cat[h // 10: h * 9 // 10, w // 5: w * 4 // 5],
+        "chelsea_zoom_flipped": cat[h // 10: h * 9 // 10, w // 5: w * 4 // 5][:, ::-1],
+        "chelsea_left": cat[:, : w * 3 // 4],
+    }
+    for name, img in variants.items():
+        Image.fromarray(np.ascontiguousarray(img)).save(folder / f"{name}.png")
+    return folder
