@@ -62,9 +62,13 @@ class Neo4jStore(BaseStore):
         if not is_neo4j_uri(uri):
             raise UserError(f"{safe_uri(uri)!r} is not a Neo4j URI; use one of "
                             f"{', '.join(s + '://' for s in SCHEMES)}")
-        self.uri = uri
-        self.user = user or os.environ.get("NEO4J_USER") or os.environ.get("NEO4J_USERNAME") or "neo4j"
-        self._password = password if password is not None else os.environ.get("NEO4J_PASSWORD")
+        parts = urlsplit(uri)
+        url_user, url_password = parts.username, parts.password
+        self.uri = safe_uri(uri) if (url_user or url_password) else uri
+        self.user = (user or url_user or os.environ.get("NEO4J_USER") or os.environ.get("NEO4J_USERNAME")
+                     or "neo4j")
+        self._password = password if password is not None else (
+            url_password if url_password is not None else os.environ.get("NEO4J_PASSWORD"))
         self.database = database or os.environ.get("NEO4J_DATABASE") or None
         self.read_only = read_only
         self.batch_size = batch_size
@@ -91,9 +95,12 @@ class Neo4jStore(BaseStore):
                                                       max_transaction_retry_time=15.0,
                                                       notifications_min_severity="OFF")
         except (ValueError, neo4j.exceptions.ConfigurationError) as e:
-            msg = str(e).splitlines()[0]
+            msg = str(e).splitlines()[0].replace(self.uri, safe_uri(self.uri))
+            if self._password:
+                msg = msg.replace(self._password, "***")
             raise UserError(f"cannot use Neo4j URI {safe_uri(self.uri)!r}: {msg}") from None
         try:
+            self._guard(self._driver.verify_connectivity)
             self._execute("RETURN 1", {}, write=False)
         except BaseException:
             self.close()
@@ -107,13 +114,20 @@ class Neo4jStore(BaseStore):
 
     def _execute(self, cypher: str, params: dict[str, Any], write: bool) -> tuple[list[str], list[list[Any]]]:
         import neo4j
-        from neo4j import exceptions as ex
 
         if self._driver is None:
             self.open()
         routing = neo4j.RoutingControl.WRITE if write else neo4j.RoutingControl.READ
+        res = self._guard(self._driver.execute_query, cypher, params, database_=self.database,
+                          routing_=routing)
+        return list(res.keys), [[_plain(v) for v in r.values()] for r in res.records]
+
+    def _guard(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        """Call the driver, turning its errors into one-line `StoreError` / `UserError`s (no secrets)."""
+        from neo4j import exceptions as ex
+
         try:
-            res = self._driver.execute_query(cypher, params, database_=self.database, routing_=routing)
+            return fn(*args, **kw)
         except ex.AuthError:
             raise StoreError(f"{self.describe()} rejected user {self.user!r}: wrong user name or password "
                              "(set --user/--password or NEO4J_USER/NEO4J_PASSWORD)") from None
@@ -135,7 +149,6 @@ class Neo4jStore(BaseStore):
         except ex.Neo4jError as e:
             msg = (e.message or str(e)).strip().splitlines()[0]
             raise StoreError(f"{self.describe()} failed: {msg}") from None
-        return list(res.keys), [[_plain(v) for v in r.values()] for r in res.records]
 
     # primitives -----------------------------------------------------------------------------------
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from neurflow_kb import queries
 from neurflow_kb.artifact import Circuit
 from neurflow_kb.store import LadybugStore, Neo4jStore
 from neurflow_kb.store.graph import MODEL_RELS, model_key, model_rows, runs_rows
@@ -116,7 +117,10 @@ def store_args(kind: str, request: pytest.FixtureRequest, path: Path) -> tuple[l
 
 def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 300,
             cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the installed `neurflow-kb` console script in a subprocess."""
+    """Run the installed `neurflow-kb` console script in a subprocess (without the test run's NEO4J_*
+    settings unless `env` is given)."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
     return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
@@ -130,6 +134,52 @@ def frames_equal(a: pd.DataFrame | dict, b: pd.DataFrame | dict) -> None:
         pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
+LABEL = ("MERGE (k:Concept {key: $ck}) ON CREATE SET k.text = $text, k.vocabulary = 'test' "
+         "WITH k MATCH (g:NeuronGroup) WHERE g.key = $g "
+         "CREATE (g)-[:LABELED {score: $score, rank: $rank, method: 'clip', encoder: 'ViT-B-32'}]->(k)")
+
+
+def add_labels(store, circuits) -> list[str]:
+    """Label the two strongest groups of every run with 'stripes' / 'fur' (what issue 4 will write)."""
+    labelled = []
+    for c in circuits:
+        top = c.groups.sort_values(["influence", "group"], ascending=[False, True]).head(2)
+        for rank, (_, g) in enumerate(top.iterrows()):
+            key = f"{c.key}/{g['layer']}/{int(g['group'])}"
+            for i, text in enumerate(("stripes", "fur")):
+                score = round(0.3 - 0.01 * rank - 0.05 * i, 6)
+                store.run_query(LABEL, {"ck": f"test/{text}", "text": text, "g": key, "score": score,
+                                        "rank": i}, write=True)
+            labelled.append(key)
+    return labelled
+
+
+def helper_calls(circuits) -> dict:
+    """Every helper, with the argument shapes users pass (index, name, key, model name / key)."""
+    toy1 = next(c for c in circuits if c.model == "toy" and c.target_class == 1)
+    g = toy1.groups.sort_values(["depth", "group"]).iloc[0]
+    gkey = f"{toy1.key}/{g['layer']}/{int(g['group'])}"
+    return {
+        "drivers": lambda s: queries.drivers(s, 1),
+        "drivers_model_layer": lambda s: queries.drivers(s, "toy2", model="toy", layer="b1", limit=5),
+        "drivers_class_key": lambda s: queries.drivers(s, "mini@v1/5", model="mini@v1"),
+        "circuit": lambda s: queries.circuit(s, 2, model="mini"),
+        "circuit_threshold": lambda s: queries.circuit(s, 1, min_weight=0.05),
+        "group": lambda s: queries.group(s, gkey).frames(),
+        "concept": lambda s: queries.concept(s, "Stripes"),
+        "concept_model": lambda s: queries.concept(s, "fur", model="mini"),
+        "shared": lambda s: queries.shared(s, 1, 2, model="toy"),
+        "shared_pairs": lambda s: queries.shared(s, 1, 2, by="pair"),
+        "path": lambda s: queries.path(s, gkey),
+        "models": queries.models,
+        "classes": queries.classes,
+        "classes_model": lambda s: queries.classes(s, model="mini"),
+        "runs": queries.runs,
+        "runs_class": lambda s: queries.runs(s, model="toy", cls="toy3"),
+    }
+
+
+
 class KBHelpers:
     """Helpers handed to tests through the `kbh` fixture (test modules are not importable packages)."""
 
@@ -140,6 +190,8 @@ class KBHelpers:
     store_args = staticmethod(store_args)
     run_cli = staticmethod(run_cli)
     frames_equal = staticmethod(frames_equal)
+    add_labels = staticmethod(add_labels)
+    helper_calls = staticmethod(helper_calls)
     cli_path = CLI
 
 

@@ -10,57 +10,13 @@ from neurflow_kb import queries
 from neurflow_kb.errors import UserError
 from neurflow_kb.store import LadybugStore
 
-LABEL = ("MERGE (k:Concept {key: $ck}) ON CREATE SET k.text = $text, k.vocabulary = 'test' "
-         "WITH k MATCH (g:NeuronGroup) WHERE g.key = $g "
-         "CREATE (g)-[:LABELED {score: $score, rank: $rank, method: 'clip', encoder: 'ViT-B-32'}]->(k)")
-
-
-def add_labels(store, circuits) -> list[str]:
-    """Label the two strongest groups of every run with 'stripes' / 'fur' (what issue 4 will write)."""
-    labelled = []
-    for c in circuits:
-        top = c.groups.sort_values(["influence", "group"], ascending=[False, True]).head(2)
-        for rank, (_, g) in enumerate(top.iterrows()):
-            key = f"{c.key}/{g['layer']}/{int(g['group'])}"
-            for i, text in enumerate(("stripes", "fur")):
-                score = round(0.3 - 0.01 * rank - 0.05 * i, 6)
-                store.run_query(LABEL, {"ck": f"test/{text}", "text": text, "g": key, "score": score,
-                                        "rank": i}, write=True)
-            labelled.append(key)
-    return labelled
-
-
-def helper_calls(circuits) -> dict:
-    """Every helper, with the argument shapes users pass (index, name, key, model name / key)."""
-    toy1 = next(c for c in circuits if c.model == "toy" and c.target_class == 1)
-    g = toy1.groups.sort_values(["depth", "group"]).iloc[0]
-    gkey = f"{toy1.key}/{g['layer']}/{int(g['group'])}"
-    return {
-        "drivers": lambda s: queries.drivers(s, 1),
-        "drivers_model_layer": lambda s: queries.drivers(s, "toy2", model="toy", layer="b1", limit=5),
-        "drivers_class_key": lambda s: queries.drivers(s, "mini@v1/5", model="mini@v1"),
-        "circuit": lambda s: queries.circuit(s, 2, model="mini"),
-        "circuit_threshold": lambda s: queries.circuit(s, 1, min_weight=0.05),
-        "group": lambda s: queries.group(s, gkey).frames(),
-        "concept": lambda s: queries.concept(s, "Stripes"),
-        "concept_model": lambda s: queries.concept(s, "fur", model="mini"),
-        "shared": lambda s: queries.shared(s, 1, 2, model="toy"),
-        "shared_pairs": lambda s: queries.shared(s, 1, 2, by="pair"),
-        "path": lambda s: queries.path(s, gkey),
-        "models": queries.models,
-        "classes": queries.classes,
-        "classes_model": lambda s: queries.classes(s, model="mini"),
-        "runs": queries.runs,
-        "runs_class": lambda s: queries.runs(s, model="toy", cls="toy3"),
-    }
-
 
 @pytest.fixture
 def ladybug_kb(tmp_path, kbh):
     circuits = kbh.kb_circuits()
     with LadybugStore(tmp_path / "kb.lbug") as st:
         st.write_circuits(circuits)
-        add_labels(st, circuits)
+        kbh.add_labels(st, circuits)
         yield st, circuits
 
 
@@ -68,9 +24,9 @@ def ladybug_kb(tmp_path, kbh):
 def test_every_helper_returns_identical_rows_on_both_stores(ladybug_kb, neo4j_store, kbh):
     lb, circuits = ladybug_kb
     neo4j_store.write_circuits(circuits)
-    add_labels(neo4j_store, circuits)
+    kbh.add_labels(neo4j_store, circuits)
     assert neo4j_store.counts() == lb.counts()
-    for name, call in helper_calls(circuits).items():
+    for name, call in kbh.helper_calls(circuits).items():
         a, b = call(lb), call(neo4j_store)
         kbh.frames_equal(a, b)
         rows = sum(len(v) for v in a.values()) if isinstance(a, dict) else len(a)
