@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..artifact import Circuit
 from ..errors import UserError
-from .graph import MODEL_RELS, SHARED_LABELS, GraphRows, RelKey, conform, model_key, model_rows, run_rows
+from .graph import MODEL_RELS, SHARED_LABELS, GraphRows, RelKey, conform, model_key, model_rows, runs_rows
 from .schema import schema
 
 Status = Literal["written", "skipped", "replaced", "recovered"]
@@ -271,7 +271,9 @@ class BaseStore:
         keys = [k for k, _ in run_parts]
         statuses = self._statuses(keys)
         results: dict[str, WriteResult] = {}
-        todo: list[tuple[str, GraphRows]] = []
+        todo_keys: list[str] = []
+        fresh: list[Circuit] = []
+        given: list[GraphRows] = []
         for key, part in run_parts:
             st = statuses.get(key)
             if st == "complete" and not replace and key not in (force or set()):
@@ -280,11 +282,16 @@ class BaseStore:
             if st is not None:
                 self._delete_run(key)
             status: Status = "written" if st is None else ("recovered" if st != "complete" else "replaced")
-            rows = run_rows(part) if isinstance(part, Circuit) else part
-            results[key] = WriteResult(key, status, rows.node_count(), rows.rel_count())
-            todo.append((key, rows))
-        if todo:
-            rows = conform(GraphRows.concat([r for _, r in todo]))
+            results[key] = WriteResult(key, status)
+            todo_keys.append(key)
+            if isinstance(part, Circuit):
+                fresh.append(part)
+            else:
+                given.append(part)
+        if todo_keys:
+            parts = ([runs_rows(fresh)] if fresh else []) + given
+            rows = conform(GraphRows.concat(parts))
+            self._count_per_run(rows, results)
             run = rows.nodes["Run"].copy()
             run["status"] = "writing"
             run["written_at"] = [w if isinstance(w, str) else _now() for w in run["written_at"]]
@@ -299,7 +306,7 @@ class BaseStore:
                     self._insert_rels(key, df)
             self._name_classes(rows.nodes["Run"])
             self._write("MATCH (r:Run) WHERE r.key IN $keys SET r.status = 'complete'",
-                        {"keys": [k for k, _ in todo]})
+                        {"keys": todo_keys})
         dt = time.perf_counter() - t0
         out = []
         for key in keys:
@@ -321,6 +328,35 @@ class BaseStore:
         for k, name in got:
             if name is None:
                 self._write("MATCH (c:Class) WHERE c.key = $k SET c.name = $name", {"k": k, "name": named[k]})
+
+    @staticmethod
+    def _count_per_run(rows: GraphRows, results: dict[str, WriteResult]) -> None:
+        """Fill in the nodes and relationships each run writes (owner found through its groups)."""
+        groups = rows.nodes.get("NeuronGroup")
+        owner_of = dict(zip(groups["key"], groups["run"], strict=True)) if groups is not None else {}
+        tally: dict[str, list[int]] = {}
+        for key in rows.nodes["Run"]["key"]:
+            tally.setdefault(key, [0, 0])[0] += 1
+        for key, n in (groups["run"].value_counts().items() if groups is not None else []):
+            tally.setdefault(key, [0, 0])[0] += int(n)
+        for (rtype, src, dst), df in rows.rels.items():
+            if not len(df):
+                continue
+            if rtype == "INFLUENCES":
+                owners = df["run"]
+            elif src == "Run":
+                owners = df["src"]
+            elif src == "NeuronGroup":
+                owners = df["src"].map(owner_of)
+            elif dst == "NeuronGroup":
+                owners = df["dst"].map(owner_of)
+            else:
+                continue
+            for key, n in owners.value_counts().items():
+                tally.setdefault(key, [0, 0])[1] += int(n)
+        for key, (n_nodes, n_rels) in tally.items():
+            if key in results:
+                results[key].nodes, results[key].relationships = n_nodes, n_rels
 
     def _statuses(self, keys: list[str]) -> dict[str, str]:
         if not keys:

@@ -49,6 +49,8 @@ class LadybugStore(BaseStore):
     """A knowledge base in one embedded Ladybug file (no server to start)."""
 
     dialect = "ladybug"
+    #: COPY into a growing relationship table costs more per call than per row: write big batches.
+    batch_relationships = 1_000_000
 
     def __init__(self, path: str | Path = DEFAULT_STORE, read_only: bool = False,
                  buffer_pool_size: int = 2 << 30, lock_timeout: float = 5.0) -> None:
