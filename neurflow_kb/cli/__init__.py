@@ -27,7 +27,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import engine_cmds, kb_cmds  # noqa: F401  (commands attach themselves to `main`)
+    from . import demo_cmds, engine_cmds, kb_cmds  # noqa: F401  (commands attach themselves to `main`)
 
 
 _register()

@@ -154,20 +154,22 @@ def fast_integrated_gradients(
     *,
     candidate_steps: tuple[int, ...] = (8, 16, 24, 32, 50),
     tolerance: float = 0.01,
-    probe_rows: int = 64,
+    probe_rows: int = 32,
     **kwargs,
 ) -> IGResult:
     """Fewest Gauss-Legendre steps whose completeness error on a probe of rows is within `tolerance`.
 
-    The probe is an evenly spaced subset of rows; the chosen rule is then applied to every row.
+    The probe is an evenly spaced subset of rows; the chosen rule is then applied to every row (when the
+    probe already is every row, its result is returned as is).
     """
     n_rows = int(rows.numel())
     probe = torch.linspace(0, n_rows - 1, min(probe_rows, n_rows)).round().long().unique()
-    chosen = candidate_steps[-1]
+    whole = len(probe) == n_rows
     for steps in candidate_steps:
         res = integrated_gradients(adapter, lower, upper, inputs, rows[probe], targets[probe],
                                    steps=steps, **kwargs)
         if res.completeness_error() <= tolerance:
-            chosen = steps
             break
-    return integrated_gradients(adapter, lower, upper, inputs, rows, targets, steps=chosen, **kwargs)
+    if whole:
+        return res
+    return integrated_gradients(adapter, lower, upper, inputs, rows, targets, steps=steps, **kwargs)
