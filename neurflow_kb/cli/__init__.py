@@ -27,7 +27,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from . import demo_cmds, engine_cmds, kb_cmds  # noqa: F401  (commands attach themselves to `main`)
+    from . import demo_cmds, engine_cmds, kb_cmds, label_cmds  # noqa: F401  (commands attach to `main`)
 
 
 _register()
