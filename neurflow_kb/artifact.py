@@ -81,6 +81,8 @@ def empty_table(name: str) -> pd.DataFrame:
 
 def _conform(name: str, df: pd.DataFrame) -> pd.DataFrame:
     cols = TABLES[name]
+    if df.empty and len(df.columns) == 0:
+        return empty_table(name)
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ValueError(f"table {name!r} lacks columns {missing}")

@@ -1,0 +1,6 @@
+"""`python -m neurflow_kb.cli` runs the `neurflow-kb` command."""
+
+from . import main
+
+if __name__ == "__main__":
+    main()
