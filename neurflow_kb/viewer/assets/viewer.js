@@ -50,7 +50,7 @@
     const box = el("div", {class: "groups"});
     for (const g of gs) {
       const card = el("div", {class: "group", "data-id": g.id, title: "click for details"},
-        el("div", {class: "head"}, el("span", {text: "g" + g.index + " - " + g.members.length + " nodes"}),
+        el("div", {class: "head"}, el("span", {text: "g" + g.index + " - " + g.members.length + (g.members.length === 1 ? " node" : " nodes")}),
           el("span", {class: "infl", text: fmt(g.influence, 3)})),
         thumbs(g.thumbnails, 4), labelChips(g, 3));
       card.addEventListener("click", () => select(g.id));
