@@ -1,0 +1,259 @@
+"""Neo4j Bloom perspective and Neo4j Browser style sheet, generated from the graph schema.
+
+    python -m neurflow_kb.viewer.bloom    # writes cypher/bloom/neurflow.json, cypher/browser/style.grass
+
+The perspective has one category per node label (colour, size, caption keys, every schema property with
+its data type; bulky ones such as thumbnails and embeddings excluded from the inspector), one entry per
+relationship type (DRIVES and INFLUENCES sized and coloured by weight through rule-based styles), and
+search phrases ("templates") that run the knowledge base's questions as parameterised Cypher returning
+nodes, relationships and paths for Bloom to draw. Keys, names and timestamps are fixed, so regenerating
+gives the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..store.schema import cypher_dir, schema
+
+VERSION = "2.15.0"
+CREATED_AT = 1735689600000              # 2025-01-01, fixed so that the generated file is stable
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/neurflow-kb/perspective")
+
+# label -> (colour, size, caption property keys)
+NODE_STYLE: dict[str, tuple[str, float, list[str]]] = {
+    "Model": ("#4C8EDA", 3.0, ["name"]),
+    "Layer": ("#8DCC93", 2.0, ["name"]),
+    "Neuron": ("#D9C8AE", 0.5, ["layer", "index"]),
+    "Class": ("#F16667", 3.0, ["name", "index"]),
+    "Run": ("#C990C0", 1.5, ["class_name"]),
+    "NeuronGroup": ("#57C7E3", 1.5, ["layer", "index"]),
+    "Concept": ("#FFC454", 1.5, ["text"]),
+    "Image": ("#F79767", 2.0, ["uri"]),
+}
+#: Properties too bulky or too internal for Bloom's inspector.
+EXCLUDED = {"thumbnails", "embedding", "config", "versions", "timings", "data_fingerprint", "layers"}
+REL_COLOUR = {"DRIVES": "#4C8EDA", "INFLUENCES": "#A5ABB6", "LABELED": "#FFC454", "ACTIVATES": "#F79767",
+              "MEMBER_OF": "#D9C8AE"}
+NEGATIVE = "#F16667"
+_DTYPES = {"STRING": "string", "INT64": "bigint", "DOUBLE": "number", "FLOAT": "number", "BOOL": "boolean"}
+
+
+def _dtype(t: str) -> str:
+    return "array" if t.endswith("[]") else _DTYPES.get(t, "string")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A search-phrase parameter with Bloom's suggestion source (label and property to autocomplete)."""
+
+    name: str
+    label: str
+    prop: str
+    example: Any
+    data_type: str = "string"
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A Bloom search phrase: the text people type (with $params), Cypher returning graph elements, and
+    which `neurflow_kb.queries` helper it mirrors."""
+
+    text: str
+    cypher: str
+    params: tuple[Param, ...] = ()
+    helper: str = ""
+    description: str = ""
+    examples: dict[str, Any] = field(default_factory=dict)
+
+
+_CLASS = Param("class", "Class", "name", "toy1")
+_GROUP = Param("group", "NeuronGroup", "key", None)
+_CLASS_WHERE = "(c.name = $class OR c.key = $class OR toString(c.`index`) = $class)"
+
+SEARCH_PHRASES: tuple[Phrase, ...] = (
+    Phrase("Models", """MATCH (m:Model)
+OPTIONAL MATCH (m)-[h:HAS_CLASS]->(c:Class)<-[e:EXPLAINS]-(r:Run)
+WHERE r.status = 'complete'
+RETURN m, h, c, e, r""", helper="models / classes / runs",
+           description="every model with the classes that have a circuit"),
+    Phrase("Drivers of class $class", f"""MATCH (r:Run)-[e:EXPLAINS]->(c:Class)
+WHERE r.status = 'complete' AND {_CLASS_WHERE}
+MATCH (r)-[:HAS_GROUP]->(g:NeuronGroup)
+WITH c, g ORDER BY g.influence DESC, g.key LIMIT 25
+OPTIONAL MATCH (g)-[d:DRIVES]->(c)
+RETURN c, g, d""", (_CLASS,), "drivers", "the 25 groups with the largest influence on the class"),
+    Phrase("Circuit of class $class", f"""MATCH (r:Run)-[:EXPLAINS]->(c:Class)
+WHERE r.status = 'complete' AND {_CLASS_WHERE}
+MATCH (r)-[:HAS_GROUP]->(a:NeuronGroup)-[d:DRIVES]->(b)
+RETURN a, d, b""", (_CLASS,), "circuit", "the whole group circuit, lower groups up to the class"),
+    Phrase("Group $group", """MATCH (g:NeuronGroup)
+WHERE g.key = $group
+OPTIONAL MATCH (n:Neuron)-[m:MEMBER_OF]->(g)
+OPTIONAL MATCH (g)-[l:LABELED]->(k:Concept)
+OPTIONAL MATCH (u:NeuronGroup)-[du:DRIVES]->(g)
+OPTIONAL MATCH (g)-[dd:DRIVES]->(v)
+RETURN g, n, m, l, k, u, du, dd, v""", (_GROUP,), "group",
+           "a group's member neurons, concept labels and up/downstream groups"),
+    Phrase("Concept $concept", """MATCH (g:NeuronGroup)-[l:LABELED]->(k:Concept)
+WHERE toLower(k.text) = toLower($concept) OR k.key = $concept
+MATCH (r:Run)-[:HAS_GROUP]->(g)
+WHERE r.status = 'complete'
+MATCH (r)-[e:EXPLAINS]->(c:Class)
+RETURN k, l, g, c""", (Param("concept", "Concept", "text", None),), "concept",
+           "groups labelled with a concept and the classes whose circuits they belong to"),
+    Phrase("Shared by $class_a and $class_b", """MATCH (ra:Run)-[:EXPLAINS]->(ca:Class)
+WHERE ra.status = 'complete'
+  AND (ca.name = $class_a OR ca.key = $class_a OR toString(ca.`index`) = $class_a)
+MATCH (rb:Run)-[:EXPLAINS]->(cb:Class)
+WHERE rb.status = 'complete' AND rb.key <> ra.key
+  AND (cb.name = $class_b OR cb.key = $class_b OR toString(cb.`index`) = $class_b)
+MATCH (ra)-[:HAS_GROUP]->(ga:NeuronGroup)<-[ma:MEMBER_OF]-(n:Neuron)-[mb:MEMBER_OF]->(gb:NeuronGroup)
+WHERE gb.run = rb.key
+RETURN ga, ma, n, mb, gb""", (Param("class_a", "Class", "name", "toy1"),
+                               Param("class_b", "Class", "name", "toy2")), "shared",
+           "neurons in groups of both classes' circuits"),
+    Phrase("Path from group $group", """MATCH p = (g:NeuronGroup)-[:DRIVES*1..16]->(:Class)
+WHERE g.key = $group AND all(d IN relationships(p) WHERE d.weight > 0)
+WITH p, reduce(s = 1.0, d IN relationships(p) | s * d.weight) AS strength
+ORDER BY strength DESC LIMIT 1
+RETURN p""", (_GROUP,), "path",
+           "the positive DRIVES path from a group to its class with the largest product of weights"),
+    Phrase("Images through group $group", """MATCH (g:NeuronGroup)
+WHERE g.key = $group
+MATCH (i:Image)-[a:ACTIVATES]->(g)
+RETURN i, a, g""", (_GROUP,), "debug --save",
+           "images whose debugging found the group firing (neurflow-kb debug --save)"),
+)
+
+
+def _category(i: int, label: str) -> dict[str, Any]:
+    colour, size, captions = NODE_STYLE[label]
+    props = schema().nodes[label].props
+    return {
+        "id": i, "name": label, "labels": [label], "createdAt": CREATED_AT, "lastEditedAt": CREATED_AT,
+        "color": colour, "size": size, "icon": "no-icon", "textSize": 1, "textAlign": "top",
+        "captionKeys": captions,
+        "captions": [{"key": k, "type": "property", "isCaption": True, "inTooltip": True, "styles": []}
+                     for k in captions],
+        "properties": [{"name": p, "exclude": p in EXCLUDED, "isCaption": p in captions,
+                        "dataType": _dtype(t)} for p, t in props],
+        "hiddenProperties": [p for p, _ in props if p in EXCLUDED],
+        "styleRules": [],
+    }
+
+
+def _rule(rid: str, **kw: Any) -> dict[str, Any]:
+    base = {"id": rid, "createdAt": CREATED_AT, "type": "single", "dataType": "number", "existingField": True,
+            "applyColor": False, "applySize": False, "applyCaption": False, "captions": [], "disabled": False,
+            "includeEmptyValue": False}
+    base.update(kw)
+    return base
+
+
+def _weight_rules(rtype: str) -> list[dict[str, Any]]:
+    """Width from |weight| (range rule on abs_weight or weight) and red for negative weights."""
+    size_key = "abs_weight" if "abs_weight" in schema().rels[rtype].columns else "weight"
+    return [
+        _rule(f"{rtype}-width", type="range", basedOn=size_key, applySize=True, minSize=1, maxSize=12,
+              minSizeValue=0, maxSizeValue=1),
+        _rule(f"{rtype}-negative", basedOn="weight", condition="less", value="0", applyColor=True,
+              color=NEGATIVE),
+    ]
+
+
+def _relationship(rtype: str) -> dict[str, Any]:
+    rel = schema().rels[rtype]
+    rules = _weight_rules(rtype) if "weight" in rel.columns else []
+    if rtype == "LABELED":
+        rules = [_rule("LABELED-width", type="range", basedOn="score", applySize=True, minSize=1, maxSize=8,
+                       minSizeValue=0, maxSizeValue=1)]
+    caption = "weight" if "weight" in rel.columns else ("score" if "score" in rel.columns else None)
+    return {
+        "id": rtype, "name": rtype, "color": REL_COLOUR.get(rtype, "#A5ABB6"), "size": 1, "textSize": 1,
+        "textAlign": "top", "captionKeys": [caption] if caption else [],
+        "captions": [{"key": caption or rtype, "type": "property" if caption else "relationship",
+                      "isCaption": True, "inTooltip": True, "styles": []}],
+        "properties": [{"propertyKey": p, "type": rtype, "dataType": _dtype(t)} for p, t in rel.props],
+        "styleRules": rules,
+    }
+
+
+def _template(i: int, phrase: Phrase) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid5(NAMESPACE, phrase.text)), "name": phrase.text.split(" $")[0],
+        "text": phrase.text, "cypher": phrase.cypher, "description": phrase.description,
+        "createdAt": CREATED_AT + i, "isUpdateQuery": False, "hasCypherErrors": False,
+        "params": [{"name": f"${p.name}", "dataType": p.data_type, "suggestionLabel": p.label,
+                    "suggestionProp": p.prop, "suggestionBoolean": False, "collapsed": False, "cypher": None}
+                   for p in phrase.params],
+    }
+
+
+def perspective() -> dict[str, Any]:
+    """The Bloom perspective (export format) for the neurflow-kb schema."""
+    sch = schema()
+    labels = list(sch.nodes)
+    rel_types = list(sch.rels)
+    path_segments = [{"source": s, "relationshipType": t, "target": d}
+                     for t, rel in sch.rels.items() for s, d in rel.pairs]
+    return {
+        "name": "neurflow-kb", "id": str(uuid.uuid5(NAMESPACE, "neurflow-kb")), "version": VERSION,
+        "type": "STANDARD_PERSPECTIVE", "createdAt": CREATED_AT, "lastEditedAt": CREATED_AT,
+        "categories": [_category(i, label) for i, label in enumerate(labels, start=1)],
+        "labels": {label: [{"propertyKey": p, "type": label, "dataType": _dtype(t)}
+                           for p, t in sch.nodes[label].props] for label in labels},
+        "relationshipTypes": [_relationship(t) for t in rel_types],
+        "hiddenRelationshipTypes": [], "hiddenCategories": [], "hideUncategorisedData": False,
+        "templates": [_template(i, p) for i, p in enumerate(SEARCH_PHRASES)],
+        "sceneActions": [], "parentPerspectiveId": None, "isAuto": False,
+        "palette": {"colors": [NODE_STYLE[label][0] for label in labels], "currentIndex": 0},
+        "metadata": {"pathSegments": path_segments,
+                     "indexes": [{"label": label, "type": "native", "propertyKeys": ["key"]}
+                                 for label in labels]},
+    }
+
+
+def style_grass() -> str:
+    """Neo4j Browser style sheet (GraSS): colour and caption per label, DRIVES captioned with its weight."""
+    lines = ["node {", "  diameter: 50px;", "  color: #A5ABB6;", "  border-color: #9AA1AC;",
+             "  border-width: 2px;", "  text-color-internal: #FFFFFF;", "  font-size: 10px;", "}",
+             "relationship {", "  color: #A5ABB6;", "  shaft-width: 1px;", "  font-size: 8px;",
+             "  padding: 3px;", "  text-color-external: #000000;", "  text-color-internal: #FFFFFF;",
+             '  caption: "<type>";', "}"]
+    for label, (colour, size, captions) in NODE_STYLE.items():
+        caption = " ".join("{" + k + "}" for k in captions)
+        lines += [f"node.{label} {{", f"  color: {colour};", f"  border-color: {colour};",
+                  f"  diameter: {int(30 + 15 * size)}px;", "  text-color-internal: #1D2330;",
+                  f'  caption: "{caption}";', "}"]
+    for rtype, rel in schema().rels.items():
+        cap = "{weight}" if "weight" in rel.columns else ("{score}" if "score" in rel.columns else "<type>")
+        width = "3px" if rtype == "DRIVES" else "1px"
+        lines += [f"relationship.{rtype} {{", f"  color: {REL_COLOUR.get(rtype, '#A5ABB6')};",
+                  f"  shaft-width: {width};", f'  caption: "{cap}";', "}"]
+    return "\n".join(lines) + "\n"
+
+
+def write(root: str | Path | None = None) -> tuple[Path, Path]:
+    """Write `bloom/neurflow.json` and `browser/style.grass` under `root` (default: the cypher folder)."""
+    base = Path(root) if root else cypher_dir()
+    bloom = base / "bloom" / "neurflow.json"
+    grass = base / "browser" / "style.grass"
+    bloom.parent.mkdir(parents=True, exist_ok=True)
+    grass.parent.mkdir(parents=True, exist_ok=True)
+    bloom.write_text(json.dumps(perspective(), indent=2) + "\n")
+    grass.write_text(style_grass())
+    return bloom, grass
+
+
+def main() -> None:
+    bloom, grass = write()
+    print(f"wrote {bloom} ({len(SEARCH_PHRASES)} search phrases) and {grass}")
+
+
+if __name__ == "__main__":
+    main()
