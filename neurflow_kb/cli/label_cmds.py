@@ -168,9 +168,6 @@ def debug(image: str, model: str, weights: str, layers: str | None, cls: str | N
     import json
 
     from ..debug import DebugConfig, debug_image
-    from ..models import get_adapter
-    from ..viewer.explain import write_explanation
-    from .engine_cmds import parse_layers, resolve_class
 
     if artifact and save:
         raise UserError("--save writes to the knowledge base; drop --artifact (the circuit must be in the "
@@ -178,6 +175,10 @@ def debug(image: str, model: str, weights: str, layers: str | None, cls: str | N
     if not Path(image).is_file():
         raise UserError(f"image {image} does not exist; give an image file (PNG, JPEG, ...)")
     config = DebugConfig(floor=floor, threshold=threshold, device=device)
+    from ..models import get_adapter
+    from ..viewer.explain import write_explanation
+    from .engine_cmds import parse_layers, resolve_class
+
     adapter = get_adapter(model, weights=weights, layers=parse_layers(layers), device=device, seed=seed)
     target = None if cls is None else resolve_class(cls, adapter.class_names, adapter.num_classes)
     if target is None:
