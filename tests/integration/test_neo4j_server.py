@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from neo4j.exceptions import AuthError
-
 from neo4j import GraphDatabase
+from neo4j.exceptions import AuthError
 
 pytestmark = pytest.mark.neo4j
 
