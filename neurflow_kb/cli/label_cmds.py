@@ -29,10 +29,22 @@ def clip_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="'broad' (built-in visual concepts), 'imagenet' (class names) or a text file with "
                      "one concept per line."),
         click.option("--top-n", default=5, show_default=True, type=int, help="Labels kept per group."),
+        click.option("--template", "templates", multiple=True, metavar="TEXT",
+                     help="Prompt template with {} for the concept; repeat for an ensemble (default: seven "
+                     "photo templates, see docs/labels.md)."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def check_templates(templates: tuple[str, ...]) -> tuple[str, ...]:
+    """The --template values, each checked to hold one '{}' for the concept."""
+    for t in templates:
+        if t.count("{}") != 1:
+            raise UserError(f"--template {t!r} needs exactly one '{{}}' where the concept goes, e.g. "
+                            "'a photo of {}'")
+    return tuple(templates)
 
 
 def open_clip_encoder(clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
@@ -67,12 +79,13 @@ def _print_labels(circuit, per_group: int = 3, limit: int = 12) -> None:
 @click.option("--device", default="cpu", show_default=True, help="Device for CLIP.")
 @store_options
 def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
-          vocabulary: str, top_n: int, kb_model: str | None, kb_class: str | None, replace: bool, device: str,
-          opts: StoreOptions) -> None:
+          vocabulary: str, top_n: int, templates: tuple[str, ...], kb_model: str | None, kb_class: str | None,
+          replace: bool, device: str, opts: StoreOptions) -> None:
     """Label neuron groups with CLIP concepts: the given artifact folders (rewritten in place), or,
     without ARTIFACTS, the groups of the knowledge base (from their stored thumbnails)."""
-    from ..labels import load_vocabulary
+    from ..labels import DEFAULT_TEMPLATES, load_vocabulary
 
+    templates = check_templates(templates) or DEFAULT_TEMPLATES
     paths = [Path(a) for a in artifacts]
     for p in paths:
         if not (p / "manifest.json").is_file():
@@ -86,7 +99,7 @@ def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, cli
         from .engine_cmds import save_atomically
 
         for p in paths:
-            circuit = label_circuit(Circuit.load(p), clip, vocab, top_n=top_n)
+            circuit = label_circuit(Circuit.load(p), clip, vocab, top_n=top_n, templates=templates)
             save_atomically(circuit, str(p))
             n = circuit.group_embeddings.shape[0]
             click.echo(f"labelled {n} groups of {circuit.model} class {circuit.target_class} "
@@ -94,10 +107,11 @@ def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, cli
                        f"{len(vocab)} concepts) -> {p}")
             _print_labels(circuit)
         return
-    from ..store.labels import label_store
+    from ..labels.kb import label_store
 
     with opts.open() as store:
-        summary = label_store(store, clip, vocab, top_n=top_n, model=kb_model, cls=kb_class, replace=replace)
+        summary = label_store(store, clip, vocab, top_n=top_n, model=kb_model, cls=kb_class, replace=replace,
+                              templates=templates)
         click.echo(summary)
 
 
@@ -208,9 +222,9 @@ def debug(image: str, model: str, weights: str, layers: str | None, cls: str | N
             view = _view_from(None, str(target), f"{adapter.name}@{adapter.weights}", None, opts, store=store)
             result = debug_image(adapter, image, view, config)
             if save:
-                from ..store.activations import write_activations
+                from ..debug import save_result
 
-                n = write_activations(store, result)
+                n = save_result(store, result)
                 click.echo(f"saved image {result.image_key} with {n} ACTIVATES relationships to "
                            f"{store.describe()}")
     path = write_explanation(result, out or f"debug-{Path(image).stem}.html")
