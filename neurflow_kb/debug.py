@@ -255,5 +255,29 @@ def debug_image(adapter: Any, image: Any, view: CircuitView,
     return result
 
 
+def activation_rows(result: DebugResult, uri: str | None = None, label: int = -1) -> tuple[dict[str, Any],
+                                                                                           pd.DataFrame]:
+    """The Image node (key, uri, label, predicted) and its ACTIVATES rows (src, dst, score, crop) for every
+    firing group of a debug result whose circuit came from a store (group ids are NeuronGroup keys)."""
+    image = {"key": result.image_key, "uri": uri or result.source, "label": int(label),
+             "predicted": int(result.predicted)}
+    firing = result.firing()
+    rels = pd.DataFrame({"src": result.image_key, "dst": firing["gid"].astype(str),
+                         "score": firing["score"].astype(float), "crop": firing["crop"].astype("int64")})
+    return image, rels
+
+
+def save_result(store: Any, result: DebugResult, label: int = -1) -> int:
+    """Write (:Image)-[:ACTIVATES {score, crop}]->(:NeuronGroup) for the firing groups (replacing what an
+    earlier debugging of the same image wrote for this run); returns the number of relationships."""
+    if result.view.meta.get("source") != "store":
+        raise UserError("only a circuit read from the knowledge base can be saved to it; debug without "
+                        "--artifact")
+    uri = str(Path(result.source).resolve()) if Path(result.source).is_file() else result.source
+    image, rels = activation_rows(result, uri, label)
+    store.write_activations(image, rels, run=str(result.view.meta["run"]))
+    return len(rels)
+
+
 __all__ = ["DebugConfig", "DebugResult", "GroupReference", "debug_image", "group_references", "log_barrier",
-           "strongest_path", "image_key"]
+           "strongest_path", "image_key", "activation_rows", "save_result"]

@@ -1,0 +1,66 @@
+"""Labelling what a knowledge base holds: groups are labelled from the thumbnails stored on them (the
+same top-8 exemplar crops an artifact gives), and their labels and embeddings written back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from ..errors import UserError
+from .clip import DEFAULT_TEMPLATES, ClipEncoder
+from .labeling import METHOD, label_images
+from .vocab import Vocabulary, load_vocabulary
+
+
+def label_rows(result_labels: pd.DataFrame, vocabulary: str, encoder: str,
+               method: str = METHOD) -> pd.DataFrame:
+    """`label_images` rows (key = group key) -> LABELED rows for a store: group_key, concept_key, concept,
+    vocabulary, score, rank, method, encoder."""
+    return pd.DataFrame({
+        "group_key": result_labels["key"].astype(str),
+        "concept_key": vocabulary + "/" + result_labels["concept"], "concept": result_labels["concept"],
+        "vocabulary": vocabulary, "score": result_labels["score"].astype(float),
+        "rank": result_labels["rank"].astype("int64"), "method": method, "encoder": encoder})
+
+
+def label_store(store: Any, clip: ClipEncoder, vocabulary: str | Vocabulary | list[str] = "broad",
+                top_n: int = 5, model: str | None = None, cls: str | int | None = None, replace: bool = False,
+                templates: tuple[str, ...] = DEFAULT_TEMPLATES,
+                progress: Callable[[str, int], None] | None = None) -> str:
+    """Label every group of the complete runs (optionally of one model / class) that has thumbnails and
+    no labels of this vocabulary and encoder yet (all of them with `replace`); returns a summary line."""
+    from ..queries import run_named
+    from ..queries import runs as list_runs
+
+    vocab = load_vocabulary(vocabulary)
+    runs = list_runs(store, model=model, cls=cls)
+    if runs.empty:
+        raise UserError(f"{store.describe()} has no complete runs to label; add circuits with `neurflow-kb "
+                        "ingest` or `neurflow-kb load`")
+    labelled = skipped = 0
+    for run in runs["run"].tolist():
+        groups = run_named(store, "label_groups", run=run, vocabulary=vocab.name, encoder=clip.encoder,
+                           method=METHOD)
+        todo = groups if replace else groups[groups["labels"] == 0]
+        skipped += len(groups) - len(todo)
+        images = {k: list(t or []) for k, t in zip(todo["group_key"], todo["thumbnails"], strict=True)}
+        images = {k: v for k, v in images.items() if v}
+        if not images:
+            continue
+        result = label_images(images, clip, vocab, top_n, templates)
+        rows = label_rows(result.labels, vocab.name, clip.encoder)
+        emb = pd.DataFrame({"group_key": list(result.embeddings),
+                            "embedding": [v.tolist() for v in result.embeddings.values()],
+                            "encoder": clip.encoder})
+        store.write_labels(rows, emb)
+        labelled += len(images)
+        if progress:
+            progress(run, len(images))
+    return (f"labelled {labelled} groups in {len(runs)} runs with {clip.encoder} ({vocab.name}, "
+            f"{len(vocab)} concepts, top {top_n}); {skipped} already labelled"
+            + ("" if replace else " (--replace relabels them)"))
+
+
+__all__ = ["label_store", "label_rows"]

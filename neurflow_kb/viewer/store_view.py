@@ -1,0 +1,94 @@
+"""A `CircuitView` of one run read from a knowledge base (either store), through named queries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import UserError
+from ..queries import ClassLike, StoreLike, _opened, _resolve, run_named
+from .data import CLASS_ID, CircuitView
+
+LABELS_PER_GROUP = 5
+
+
+def resolve_run(store: Any, cls: ClassLike | None = None, model: str | None = None,
+                run: str | None = None) -> str:
+    """The key of the complete run to show: `run` itself, or the only run of class `cls` (of `model`)."""
+    if run:
+        if store.run_status(run) != "complete":
+            raise UserError(f"no complete run {run!r} in {store.describe()}; see `neurflow-kb query runs`")
+        return run
+    if cls is None:
+        raise UserError("say which circuit: --class CLASS or --run KEY")
+    keys = _resolve(store, cls, model)
+    runs = run_named(store, "runs", models=sorted({k.rsplit("/", 1)[0] for k in keys}), classes=keys)
+    if runs.empty:
+        raise UserError(f"class {cls!r} has no circuit in {store.describe()} yet; compute it with "
+                        "`neurflow-kb ingest` or `neurflow-kb load`")
+    if len(runs) > 1:
+        listed = ", ".join(f"{r.run} ({r.model})" for r in runs.itertuples(index=False))
+        raise UserError(f"class {cls!r} has {len(runs)} runs ({listed}); pass --model or --run KEY")
+    return str(runs["run"].iloc[0])
+
+
+def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | None = None,
+                 run: str | None = None) -> CircuitView:
+    """The viewer data of one complete run: groups with members, labels and thumbnails, DRIVES edges."""
+    with _opened(store) as st:
+        key = resolve_run(st, cls, model, run)
+        head = run_named(st, "view_run", run=key).iloc[0]
+        groups_df = run_named(st, "view_groups", run=key)
+        members_df = run_named(st, "view_members", run=key)
+        labels_df = run_named(st, "view_labels", run=key)
+        edges_df = run_named(st, "view_edges", run=key)
+        layers_df = run_named(st, "view_layers", model=str(head["model"]))
+    members: dict[str, list[dict[str, Any]]] = {}
+    for r in members_df.itertuples(index=False):
+        members.setdefault(r.group_key, []).append({"neuron": int(r.neuron), "subconcept": int(r.subconcept),
+                                                    "activation": float(r.activation)})
+    labels: dict[str, list[dict[str, Any]]] = {}
+    for r in labels_df.itertuples(index=False):
+        items = labels.setdefault(r.group_key, [])
+        if len(items) < LABELS_PER_GROUP:
+            items.append({"concept": str(r.concept), "score": float(r.score), "rank": int(r.rank),
+                          "vocabulary": str(r.vocabulary)})
+    groups = []
+    for r in groups_df.itertuples(index=False):
+        groups.append({
+            "id": r.group_key, "depth": int(r.depth), "layer": str(r.layer), "index": int(r.group_index),
+            "size": int(r.size), "neurons": int(r.neurons), "silhouette": _num(r.silhouette),
+            "influence": _num(r.influence), "abs_influence": _num(r.abs_influence),
+            "members": members.get(r.group_key, []), "labels": labels.get(r.group_key, []),
+            "thumbnails": list(r.thumbnails or [])})
+    edges = [{"source": r.source, "target": CLASS_ID if r.target_kind == "Class" else r.target,
+              "weight": _num(r.weight), "abs_weight": _num(r.abs_weight)}
+             for r in edges_df.itertuples(index=False)]
+    layer_names = list(head["layers"] or [])
+    channels = {str(r.name): int(r.channels) for r in layers_df.itertuples(index=False)}
+    layers = [{"depth": d, "name": name, "channels": channels.get(name, 0)}
+              for d, name in enumerate(layer_names)]
+    config = json.loads(head["config"]) if isinstance(head["config"], str) and head["config"] else {}
+    name = head["class_name"] if isinstance(head["class_name"], str) and head["class_name"] else str(
+        head["class"])
+    encoder = str(labels_df["encoder"].iloc[0]) if len(labels_df) else None
+    meta = {"model": head["model_name"], "weights": head["weights"], "class_index": int(head["class"]),
+            "class_name": name, "run": key, "images": None, "crops": None,
+            "nodes": int(head["n_nodes"] or 0),
+            "labelled": bool(len(labels_df)), "encoder": encoder,
+            "source": "store", "granularities": list(config.get("granularities") or []),
+            "stride_ratio": config.get("stride_ratio")}
+    top = len(layer_names)
+    return CircuitView(title=f"{head['model_name']} - class {int(head['class'])} '{name}'", meta=meta,
+                       layers=layers, groups=groups, edges=edges,
+                       class_node={"id": CLASS_ID, "depth": top, "index": int(head["class"]), "name": name})
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f
