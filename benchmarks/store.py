@@ -146,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{st.describe()} holds {n} nodes; pass --wipe to empty it for the benchmark",
                           file=sys.stderr)
                     return 2
-                while n:
-                    n = int(st.run_query("MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS n",
-                                         write=True)["n"][0])
+                for q in ("MATCH ()-[e]->() WITH e LIMIT 20000 DELETE e RETURN count(*) AS n",
+                          "MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS n"):
+                    while n and int(st.run_query(q, write=True)["n"][0]):
+                        pass
                 row = bench(st, circuits, args.repeats, args.seed)
         else:
             print(f"unknown store {kind!r}; use ladybug or neo4j", file=sys.stderr)

@@ -142,7 +142,8 @@ def _summary(results: list, seconds: float, where: str) -> str:
 @click.argument("artifacts", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--replace", is_flag=True, help="Rewrite runs that are already complete.")
 @click.option("--batch-relationships", type=int, default=None,
-              help="Relationships per bulk write (default 250000); smaller shows progress sooner.")
+              help="Relationships per bulk write (default: 4M embedded, 250k Neo4j); smaller shows "
+              "progress sooner.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @store_options
 def load(artifacts: tuple[str, ...], replace: bool, batch_relationships: int | None, quiet: bool,

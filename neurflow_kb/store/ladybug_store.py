@@ -50,15 +50,16 @@ class LadybugStore(BaseStore):
 
     dialect = "ladybug"
     #: COPY into a growing relationship table costs more per call than per row: write big batches.
-    batch_relationships = 1_000_000
+    batch_relationships = 4_000_000
 
     def __init__(self, path: str | Path = DEFAULT_STORE, read_only: bool = False,
-                 buffer_pool_size: int = 2 << 30, lock_timeout: float = 5.0) -> None:
+                 buffer_pool_size: int = 2 << 30, lock_timeout: float | None = None) -> None:
         super().__init__()
         self.path = Path(path)
         self.read_only = read_only
         self.buffer_pool_size = buffer_pool_size
-        self.lock_timeout = lock_timeout
+        # readers wait out a writer's checkpoint (long for big batches); writers give up sooner
+        self.lock_timeout = lock_timeout if lock_timeout is not None else (60.0 if read_only else 5.0)
         self._db: Any = None
         self._conn: Any = None
         self._schema_done = False
@@ -98,6 +99,9 @@ class LadybugStore(BaseStore):
                 if time.monotonic() > deadline:
                     pid = re.search(r"PID (\d+)", msg)
                     who = f" (process {pid.group(1)})" if pid else ""
+                    if self.read_only:
+                        raise StoreError(f"{self.path} stayed busy with a writer's checkpoint{who} for "
+                                         f"{self.lock_timeout:.0f}s; try again") from None
                     raise StoreError(f"{self.path} is in use by another writer{who}; wait for it to finish "
                                      "or use another --store") from None
                 time.sleep(0.1)

@@ -3,6 +3,7 @@ transactions, UNWIND batches of about 10k rows). Credentials are never printed o
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -13,6 +14,9 @@ from ..errors import StoreError, UserError
 from .base import BaseStore, records, to_frame
 from .graph import RelKey
 from .schema import schema, schema_statements
+
+# the driver logs transaction retries as warnings; a library should not print them on stderr
+logging.getLogger("neo4j").addHandler(logging.NullHandler())
 
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 
