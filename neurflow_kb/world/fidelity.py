@@ -58,7 +58,7 @@ def keep_vectors(n_channels: int, sets: Sequence[Sequence[int]] | np.ndarray, mo
         raise UserError(f"mode must be 'mask' or 'retain' (got {mode!r})")
     keep = torch.ones(len(sets), n_channels) if mode == "mask" else torch.zeros(len(sets), n_channels)
     for i, s in enumerate(sets):
-        idx = torch.as_tensor(np.asarray(s, dtype=np.int64))
+        idx = torch.as_tensor(np.array(s, dtype=np.int64))
         keep[i, idx] = 0.0 if mode == "mask" else 1.0
     return keep
 

@@ -9,9 +9,11 @@ seed is the same whatever ``n`` is. Pure NumPy and PIL, a few thousand images pe
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -301,6 +303,22 @@ class WorldBatch:
         import torch
 
         return torch.from_numpy(self.labels.astype(np.int64))
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the images as PNG files in class-index subfolders (``<folder>/<class>/<i>.png``, the layout
+        `neurflow_kb.load_images` reads) and one JSON line per image (file, caption, concepts)."""
+        root = Path(folder)
+        lines = []
+        for i, (img, label) in enumerate(zip(self.images, self.labels, strict=True)):
+            sub = root / str(int(label))
+            sub.mkdir(parents=True, exist_ok=True)
+            path = sub / f"{self.seed}_{i:05d}.png"
+            Image.fromarray(img, mode="RGB").save(path)
+            lines.append(json.dumps({"file": str(path.relative_to(root)), "caption": self.captions[i],
+                                     **self.concepts[i]}))
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "concepts.jsonl").write_text("\n".join(lines) + ("\n" if lines else ""))
+        return root
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> WorldBatch:
         """The images at `indices`, in that order."""

@@ -140,3 +140,26 @@ def test_tensor_and_pil_views(batch):
     sub = batch.subset([3, 1])
     assert sub.captions == [batch.captions[3], batch.captions[1]] and len(sub) == 2
     assert CLASS_NAMES[int(sub.labels[0])] == sub.concepts[0]["class_name"]
+
+
+def test_save_writes_class_folders_that_load_images_reads(tmp_path):
+    import json
+
+    import torch
+
+    from neurflow_kb.data import load_images
+    from neurflow_kb.world import world_preprocess
+    from neurflow_kb.world.__main__ import main
+
+    b = generate(6, seed=2, classes=[0, "bee"])
+    b.save(tmp_path / "w")
+    imgs = load_images(tmp_path / "w", world_preprocess(), class_names=list(CLASS_NAMES))
+    assert sorted(imgs.labels.tolist()) == [0, 0, 0, 2, 2, 2]
+    # PNG is lossless and the preprocess is the generator's normalisation: identical tensors
+    by_source = {s.split("/")[-1]: i for i, s in enumerate(imgs.sources)}
+    k = by_source["2_00001.png"]
+    assert torch.allclose(imgs.images[k], b.tensor()[1], atol=1e-6)
+    lines = [json.loads(x) for x in (tmp_path / "w" / "concepts.jsonl").read_text().splitlines()]
+    assert [x["caption"] for x in lines] == b.captions and lines[1]["file"] == "2/2_00001.png"
+    assert main(["write", str(tmp_path / "cli"), "--per-class", "2", "--classes", "kite"]) == 0
+    assert len(list((tmp_path / "cli" / "11").glob("*.png"))) == 2
