@@ -219,7 +219,8 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
         "index": groups["group"].to_numpy(), "size": groups["size"].to_numpy(),
         "n_neurons": groups["n_neurons"].to_numpy(), "silhouette": groups["silhouette"].to_numpy(),
         "influence": groups["influence"].to_numpy(), "abs_influence": groups["abs_influence"].to_numpy(),
-        "n_exemplars": n_ex, "thumbnails": thumbs, "embedding": [None] * len(groups)})
+        "n_exemplars": n_ex, "thumbnails": thumbs, "embedding": [None] * len(groups),
+        "embedding_encoder": [None] * len(groups)})
     rows.rels[("HAS_GROUP", "Run", "NeuronGroup")] = pd.DataFrame({"src": _take(rk, gi), "dst": gkeys})
     rows.rels[("AT_LAYER", "NeuronGroup", "Layer")] = pd.DataFrame({
         "src": gkeys, "dst": _join(_take(mk, gi), "/", groups["layer"])})
