@@ -25,6 +25,13 @@ _EXPORTS = {
     "as_adapter": "neurflow_kb.models",
     "ImageSet": "neurflow_kb.data",
     "load_images": "neurflow_kb.data",
+    "open_store": "neurflow_kb.store",
+    "LadybugStore": "neurflow_kb.store",
+    "Neo4jStore": "neurflow_kb.store",
+    "GraphStore": "neurflow_kb.store",
+    "label_circuit": "neurflow_kb.labels",
+    "load_clip": "neurflow_kb.labels",
+    "queries": "neurflow_kb.queries",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -32,7 +39,8 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
+        module = import_module(_EXPORTS[name])
+        return module if module.__name__.endswith(f".{name}") else getattr(module, name)
     raise AttributeError(f"module 'neurflow_kb' has no attribute {name!r}")
 
 
