@@ -21,3 +21,8 @@ CREATE INDEX group_layer IF NOT EXISTS FOR (n:NeuronGroup) ON (n.layer);
 CREATE INDEX group_influence IF NOT EXISTS FOR (n:NeuronGroup) ON (n.influence);
 CREATE INDEX concept_text IF NOT EXISTS FOR (n:Concept) ON (n.text);
 CREATE INDEX influences_run IF NOT EXISTS FOR ()-[r:INFLUENCES]-() ON (r.run);
+CREATE INDEX image_uri IF NOT EXISTS FOR (n:Image) ON (n.uri);
+// Text search over groups (`neurflow-kb query search`): cosine vector index on the CLIP embedding. No fixed
+// dimension, so embeddings of different encoders coexist (a query only meets vectors of its own size);
+// no quantization (the search query re-scores its candidates exactly anyway).
+CREATE VECTOR INDEX group_embedding IF NOT EXISTS FOR (n:NeuronGroup) ON (n.embedding) OPTIONS {indexConfig: {`vector.similarity_function`: 'cosine', `vector.quantization.enabled`: false}};

@@ -10,10 +10,10 @@ an index (309), a name ('bee') or a Class key; a model is a name ('resnet50') or
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -172,6 +172,83 @@ def path(store: StoreLike, group_key: str, max_steps: int = 64) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["step", "node", "kind", "layer", "weight", "influence", "score"])
 
 
+class TextEncoder(Protocol):
+    """What `search` needs of a CLIP model (e.g. `neurflow_kb.labels.ClipEncoder`)."""
+
+    encoder: str
+
+    def encode_concepts(self, concepts: Sequence[str], templates: Sequence[str] = ...) -> Any: ...
+
+
+SEARCH_COLUMNS = ["group_key", "model", "class", "class_name", "layer", "group_index", "similarity",
+                  "influence", "labels"]
+
+
+def embedding_encoders(store: StoreLike, model: str | None = None) -> pd.DataFrame:
+    """The encoders (and vector sizes) the groups of complete runs are embedded with, with group counts."""
+    with _opened(store) as st:
+        return run_named(st, "embedding_encoders", models=_model_keys(st, model))
+
+
+def search(store: StoreLike, text: str | Sequence[float], clip: TextEncoder | None = None, *,
+           encoder: str | None = None, model: str | None = None, limit: int = 10,
+           templates: Sequence[str] | None = None) -> pd.DataFrame:
+    """Groups ranked by cosine similarity between their CLIP image embedding and `text` (embedded with
+    `clip`, prompt-ensembled like the labels), or a ready `vector` of `encoder`; each row carries the
+    class the group's run explains, the group's influence on it and its rank-1 labels."""
+    if isinstance(text, str):
+        if clip is None:
+            raise UserError("searching by text needs the CLIP model the groups were embedded with")
+        encoder = clip.encoder
+        vector = [float(v) for v in (clip.encode_concepts([text], templates) if templates
+                                     else clip.encode_concepts([text]))[0]]
+    else:
+        vector = [float(v) for v in text]
+        if not encoder:
+            raise UserError("a search vector needs the name of its encoder (encoder=...)")
+    if int(limit) < 1:
+        raise UserError(f"limit must be >= 1 (got {limit})")
+    with _opened(store) as st:
+        models = _model_keys(st, model)
+        encs = run_named(st, "embedding_encoders", models=models)
+        if encs.empty:
+            raise UserError("no group has a CLIP embedding yet; label the knowledge base first "
+                            "(`neurflow-kb label`, or `neurflow-kb ingest --label`)")
+        mine = encs[encs["encoder"] == encoder]
+        if mine.empty:
+            have = ", ".join(sorted(set(encs["encoder"].astype(str))))
+            raise UserError(f"the groups are embedded with {have}, not {encoder}; search with the same CLIP "
+                            "(--clip-model / --clip-pretrained / --clip-checkpoint)")
+        if len(vector) not in set(int(d) for d in mine["dim"]):
+            raise UserError(f"the query vector has {len(vector)} values but {encoder} embeddings have "
+                            f"{int(mine['dim'].iloc[0])}")
+        if st.dialect == "ladybug":
+            dim = int(len(vector))
+            cypher = query_text("search", "ladybug").replace("__DIM__", str(dim))
+            df = st.run_query(cypher, {"vector": vector, "dim": dim, "encoder": encoder, "models": models,
+                                       "limit": int(limit)})
+        else:
+            count = "MATCH (g:NeuronGroup) WHERE g.embedding IS NOT NULL RETURN count(g) AS n"
+            total = int(st.run_query(count)["n"].iloc[0])
+            candidates = max(1, min(total, max(1000, 50 * int(limit))))
+            df = run_named(st, "search", vector=vector, encoder=encoder, models=models,
+                           candidates=candidates, limit=int(limit))
+    if df.empty:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in SEARCH_COLUMNS})
+    df = df[SEARCH_COLUMNS].copy()
+    df["labels"] = [sorted(v or []) for v in df["labels"]]
+    df["similarity"] = df["similarity"].astype(float)
+    return df.reset_index(drop=True)
+
+
+def images(store: StoreLike, group_key: str) -> pd.DataFrame:
+    """Images that route through a group: those whose debugging (`debug --save`) found it firing."""
+    with _opened(store) as st:
+        if run_named(st, "group", key=group_key).empty:
+            raise UserError(f"unknown group {group_key!r}; group keys look like RUN/LAYER/INDEX")
+        return run_named(st, "group_images", key=group_key)
+
+
 def models(store: StoreLike) -> pd.DataFrame:
     """Models in the knowledge base with their layer count and number of complete runs."""
     with _opened(store) as st:
@@ -193,4 +270,4 @@ def runs(store: StoreLike, model: str | None = None, cls: ClassLike | None = Non
 
 
 __all__ = ["drivers", "circuit", "group", "GroupInfo", "concept", "shared", "path", "models", "classes",
-           "runs", "run_named"]
+           "runs", "run_named", "search", "embedding_encoders", "TextEncoder", "images"]

@@ -8,6 +8,7 @@ NEO4J_DATABASE). Passwords are never printed.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -110,6 +111,55 @@ def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None) -> Non
                 click.echo(df.to_string(index=False))
         if title:
             click.echo("")
+
+
+# -- CLIP options (labels, ingest --label, query search) --------------------------------------------
+
+def clip_model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Which CLIP model (and prompt templates) to use: shared by `label`, `ingest --label`, `query search`."""
+    options = [
+        click.option("--clip-model", default="ViT-B-32", show_default=True,
+                     help="open_clip architecture (used with --clip-pretrained or a weights file)."),
+        click.option("--clip-pretrained", default="openai", show_default=True,
+                     help="open_clip pretrained tag; weights come from the local cache or are downloaded."),
+        click.option("--clip-checkpoint", default=None, metavar="PATH",
+                     help="Offline weights: an open_clip checkpoint file (with --clip-model) or a folder "
+                     "with open_clip_config.json and weights."),
+        click.option("--template", "templates", multiple=True, metavar="TEXT",
+                     help="Prompt template with {} for the concept; repeat for an ensemble (default: seven "
+                     "photo templates, see docs/labels.md)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def clip_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`clip_model_options` plus the vocabulary and how many labels each group keeps."""
+    f = click.option("--top-n", default=5, show_default=True, type=int, help="Labels kept per group.")(f)
+    f = click.option("--vocabulary", default="broad", show_default=True,
+                     help="'broad' (built-in visual concepts), 'imagenet' (class names) or a text file with "
+                     "one concept per line.")(f)
+    return clip_model_options(f)
+
+
+def check_templates(templates: tuple[str, ...]) -> tuple[str, ...]:
+    """The --template values (each checked to hold one '{}' for the concept), or the default ensemble."""
+    from ..labels import DEFAULT_TEMPLATES
+
+    for t in templates:
+        if t.count("{}") != 1:
+            raise UserError(f"--template {t!r} needs exactly one '{{}}' where the concept goes, e.g. "
+                            "'a photo of {}'")
+    return tuple(templates) or DEFAULT_TEMPLATES
+
+
+def open_clip_encoder(clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
+                      device: str = "cpu"):
+    """Load CLIP from the shared options (missing weights offline fail at once with a UserError)."""
+    from ..labels import load_clip
+
+    return load_clip(clip_model, clip_pretrained, clip_checkpoint, device=device)
 
 
 # -- init / load -----------------------------------------------------------------------------------
@@ -236,6 +286,50 @@ def q_concept(text: str, model: str | None, fmt: str | None, opts: StoreOptions)
 
     with opts.open(read_only=True) as store:
         emit(queries.concept(store, text, model=model), fmt)
+
+
+@query.command("search")
+@click.argument("text")
+@click.option("--model", default=None, help="Model name or key (default: every model).")
+@click.option("--limit", default=10, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True, help="Device for CLIP.")
+@clip_model_options
+@output_options
+@store_options
+def q_search(text: str, model: str | None, limit: int, device: str, clip_model: str, clip_pretrained: str,
+             clip_checkpoint: str | None, templates: tuple[str, ...], fmt: str | None,
+             opts: StoreOptions) -> None:
+    """Groups that look like TEXT (CLIP text vs group image embeddings), with the class each one drives.
+
+    Use the CLIP the groups were labelled with (`neurflow-kb label` records it)."""
+    from .. import queries
+
+    templates = check_templates(templates)
+    if not opts.neo4j_uri and not os.environ.get("NEO4J_URI"):
+        from ..store import DEFAULT_STORE
+
+        path = Path(opts.store_path or DEFAULT_STORE)
+        if not path.exists():
+            raise UserError(f"{path} does not exist; create the knowledge base with `neurflow-kb ingest` or "
+                            "`neurflow-kb load` first, or pass --store / --neo4j")
+    clip = open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, device)
+    with opts.open(read_only=True) as store:
+        df = queries.search(store, text, clip, model=model, limit=limit, templates=templates)
+    if fmt is None and len(df):
+        df = df.assign(labels=[", ".join(v) for v in df["labels"]])
+    emit(df, fmt)
+
+
+@query.command("images")
+@click.argument("key")
+@output_options
+@store_options
+def q_images(key: str, fmt: str | None, opts: StoreOptions) -> None:
+    """Images that route through group KEY (saved by `neurflow-kb debug --save`), strongest first."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        emit(queries.images(store, key), fmt)
 
 
 @query.command("shared")
@@ -438,6 +532,14 @@ def parse_classes(spec: str, names: list[str] | None, num_classes: int) -> list[
     return list(dict.fromkeys(out))
 
 
+def _labelled_with(circuit: Any, encoder: str, vocabulary: str, top_n: int,
+                   templates: tuple[str, ...]) -> bool:
+    """Whether a saved circuit already carries labels made this way (then ingest does not relabel it)."""
+    done = circuit.manifest.get("labels") or {}
+    want = {"encoder": encoder, "vocabulary": vocabulary, "top_n": top_n, "templates": list(templates)}
+    return bool(len(circuit.labels)) and all(done.get(k) == v for k, v in want.items())
+
+
 def _artifact_dir(root: Path, model_key: str, cls: int) -> Path:
     safe = "".join(ch if ch.isalnum() or ch in "._-@" else "_" for ch in model_key)
     return root / safe / f"class-{cls:04d}"
@@ -452,13 +554,19 @@ def _artifact_dir(root: Path, model_key: str, cls: int) -> Path:
 @click.option("--artifacts", default="neurflow-kb-artifacts", show_default=True,
               help="Folder where each class circuit is saved and reused on the next ingest.")
 @click.option("--replace", is_flag=True, help="Recompute circuits and rewrite their runs.")
+@click.option("--label", "do_label", is_flag=True,
+              help="Label every group with CLIP concepts (see the --clip-* and --vocabulary options).")
 @engine_options
+@clip_options
 @store_options
 @click.pass_context
 def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, artifacts: str,
-           replace: bool, opts: StoreOptions, **kw: Any) -> None:
+           replace: bool, do_label: bool, opts: StoreOptions, clip_model: str, clip_pretrained: str,
+           clip_checkpoint: str | None, vocabulary: str, top_n: int, templates: tuple[str, ...],
+           **kw: Any) -> None:
     """Compute class circuits of a model (a recipe from ingest/ or a built-in model name) and write them
-    to the knowledge base; circuits already saved under --artifacts are reused."""
+    to the knowledge base; circuits already saved under --artifacts are reused. With --label, groups get
+    CLIP concept labels and embeddings (for `query search`) before they are written."""
     from ..artifact import Circuit
     from ..config import NeurFlowConfig
     from ..data import load_images
@@ -467,6 +575,13 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
     from ..store import model_key
     from .engine_cmds import parse_layers, save_atomically
 
+    clip = vocab = None
+    if do_label:
+        from ..labels import load_vocabulary
+
+        templates = check_templates(templates)
+        vocab = load_vocabulary(vocabulary)
+        clip = open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, kw["device"])
     rec = load_recipe(recipe)
     given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
 
@@ -524,6 +639,11 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
                 circuit = NeurFlow(config).fit(adapter, imageset, cls, progress=not quiet)
                 save_atomically(circuit, str(where))
                 stamp.write_text(imageset.fingerprint() + "\n")
+            if clip is not None and not _labelled_with(circuit, clip.encoder, vocab.name, top_n, templates):
+                from ..labels import label_circuit
+
+                circuit = label_circuit(circuit, clip, vocab, top_n=top_n, templates=templates)
+                save_atomically(circuit, str(where))
             res = store.write_circuit(circuit, replace=replace)
             results.append(res)
             click.echo(f"{res.status} class {cls} ({name}): run {res.key}, {len(circuit.groups)} groups"

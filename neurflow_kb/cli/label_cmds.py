@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,48 +10,7 @@ import click
 
 from ..errors import UserError
 from . import main
-from .kb_cmds import StoreOptions, store_options
-
-
-def clip_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """CLIP model, vocabulary and how many labels per group (shared by `label`, `ingest --label` and
-    `query search`)."""
-    options = [
-        click.option("--clip-model", default="ViT-B-32", show_default=True,
-                     help="open_clip architecture (used with --clip-pretrained or a weights file)."),
-        click.option("--clip-pretrained", default="openai", show_default=True,
-                     help="open_clip pretrained tag; weights come from the local cache or are downloaded."),
-        click.option("--clip-checkpoint", default=None, metavar="PATH",
-                     help="Offline weights: an open_clip checkpoint file (with --clip-model) or a folder "
-                     "with open_clip_config.json and weights."),
-        click.option("--vocabulary", default="broad", show_default=True,
-                     help="'broad' (built-in visual concepts), 'imagenet' (class names) or a text file with "
-                     "one concept per line."),
-        click.option("--top-n", default=5, show_default=True, type=int, help="Labels kept per group."),
-        click.option("--template", "templates", multiple=True, metavar="TEXT",
-                     help="Prompt template with {} for the concept; repeat for an ensemble (default: seven "
-                     "photo templates, see docs/labels.md)."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def check_templates(templates: tuple[str, ...]) -> tuple[str, ...]:
-    """The --template values, each checked to hold one '{}' for the concept."""
-    for t in templates:
-        if t.count("{}") != 1:
-            raise UserError(f"--template {t!r} needs exactly one '{{}}' where the concept goes, e.g. "
-                            "'a photo of {}'")
-    return tuple(templates)
-
-
-def open_clip_encoder(clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
-                      device: str = "cpu"):
-    """Load CLIP from the shared options (missing weights offline fail at once with a UserError)."""
-    from ..labels import load_clip
-
-    return load_clip(clip_model, clip_pretrained, clip_checkpoint, device=device)
+from .kb_cmds import StoreOptions, check_templates, clip_options, open_clip_encoder, store_options
 
 
 def _print_labels(circuit, per_group: int = 3, limit: int = 12) -> None:
@@ -83,9 +41,9 @@ def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, cli
           replace: bool, device: str, opts: StoreOptions) -> None:
     """Label neuron groups with CLIP concepts: the given artifact folders (rewritten in place), or,
     without ARTIFACTS, the groups of the knowledge base (from their stored thumbnails)."""
-    from ..labels import DEFAULT_TEMPLATES, load_vocabulary
+    from ..labels import load_vocabulary
 
-    templates = check_templates(templates) or DEFAULT_TEMPLATES
+    templates = check_templates(templates)
     paths = [Path(a) for a in artifacts]
     for p in paths:
         if not (p / "manifest.json").is_file():

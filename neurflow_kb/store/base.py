@@ -20,16 +20,27 @@ import pandas as pd
 
 from ..artifact import Circuit
 from ..errors import UserError
-from .graph import MODEL_RELS, SHARED_LABELS, GraphRows, RelKey, conform, model_key, model_rows, runs_rows
+from .graph import (
+    MODEL_RELS,
+    SHARED_LABELS,
+    GraphRows,
+    RelKey,
+    artifact_labels,
+    conform,
+    model_key,
+    model_rows,
+    runs_rows,
+)
 from .schema import schema
 
-Status = Literal["written", "skipped", "replaced", "recovered"]
+Status = Literal["written", "skipped", "replaced", "recovered", "labelled"]
 
 
 @dataclass
 class WriteResult:
     """What writing one run did: `status` is written, skipped (already complete), replaced
-    (`replace=True`) or recovered (a leftover partial run was deleted and rewritten)."""
+    (`replace=True`), recovered (a leftover partial run was deleted and rewritten) or labelled (the run
+    was complete and the artifact brought labels the store lacked; only they were written)."""
 
     key: str
     status: Status
@@ -259,8 +270,45 @@ class BaseStore:
             models.setdefault(mk, c)
             runs.setdefault(c.key, c)
         model_parts = [(k, model_rows(c)) for k, c in models.items() if k not in self._known_models]
-        run_parts = [(k, c) for k, c in runs.items()]
-        return self._write_parts(model_parts, run_parts, replace, progress)
+        labelled = {} if replace else self._label_only(runs)
+        run_parts = [(k, c) for k, c in runs.items() if k not in labelled]
+        done = {r.key: r for r in self._write_parts(model_parts, run_parts, replace, progress)}
+        for r in labelled.values():
+            if progress:
+                progress(r)
+        done.update(labelled)
+        return [done[k] for k in runs]
+
+    def _label_only(self, runs: dict[str, Circuit]) -> dict[str, WriteResult]:
+        """Complete runs whose artifact carries labels or embeddings the store does not have: write just
+        those (a run labelled after it was loaded), leaving the run and its image links in place."""
+        keys = [k for k, c in runs.items() if len(c.tables["labels"]) or len(c.tables["group_embeddings"])]
+        statuses = self._statuses(keys)
+        out: dict[str, WriteResult] = {}
+        for key in keys:
+            if statuses.get(key) != "complete":
+                continue
+            labels, emb = artifact_labels(runs[key])
+            if not self._labels_differ(key, labels, emb):
+                continue
+            t0 = time.perf_counter()
+            n = self.write_labels(labels, emb)
+            out[key] = WriteResult(key, "labelled", len(set(labels["concept_key"])), n,
+                                   time.perf_counter() - t0)
+        return out
+
+    def _labels_differ(self, run: str, labels: pd.DataFrame, emb: pd.DataFrame) -> bool:
+        _, got = self._read("MATCH (g:NeuronGroup) WHERE g.run = $k AND g.embedding IS NOT NULL "
+                            "RETURN count(g)", {"k": run})
+        if int(got[0][0]) != len(emb):
+            return True
+        for (voc, enc, method), part in labels.groupby(["vocabulary", "encoder", "method"]):
+            _, got = self._read("MATCH (g:NeuronGroup)-[l:LABELED]->(k:Concept) WHERE g.run = $k AND "
+                                "k.vocabulary = $voc AND l.encoder = $enc AND l.method = $method "
+                                "RETURN count(l)", {"k": run, "voc": voc, "enc": enc, "method": method})
+            if int(got[0][0]) != len(part):
+                return True
+        return False
 
     def _write_parts(self, model_parts: list[tuple[Any, GraphRows]],
                      run_parts: list[tuple[str, Circuit | GraphRows]], replace: bool,

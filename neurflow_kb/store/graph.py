@@ -180,6 +180,56 @@ def _thumbnails(nodes: pd.DataFrame, ex: pd.DataFrame, th: pd.DataFrame,
     return [thumbs.get(k, []) for k in keys], [int(cnt.get(k, 0)) for k in keys]
 
 
+def _labels(circuits: list[Circuit], rk: np.ndarray, groups: pd.DataFrame,
+            gkeys: pd.Series) -> tuple[list[Any], list[Any], pd.DataFrame, pd.DataFrame]:
+    """From labelled artifacts: each group's CLIP embedding (float32 values) and its encoder, the Concept
+    nodes (key `vocabulary/text`) and the LABELED rows (group key -> concept key)."""
+    n = len(groups)
+    embedding: list[Any] = [None] * n
+    encoder: list[Any] = [None] * n
+    keyed = groups[["_i", "depth", "group"]].assign(_key=np.asarray(gkeys.tolist(), dtype=object))
+    emb = _stack(circuits, "group_embeddings")
+    if len(emb):
+        pos = {k: j for j, k in enumerate(keyed["_key"])}
+        hit = emb.merge(keyed, on=["_i", "depth", "group"], how="inner")
+        for k, vec, enc in zip(hit["_key"], hit["embedding"], hit["encoder"], strict=True):
+            j = pos[k]
+            embedding[j] = np.asarray(vec, dtype=np.float32).astype(float).tolist()
+            encoder[j] = str(enc)
+    lab = _stack(circuits, "labels")
+    if lab.empty:
+        return embedding, encoder, pd.DataFrame(columns=["key", "text", "vocabulary"]), pd.DataFrame()
+    lab = lab.merge(keyed, on=["_i", "depth", "group"], how="inner")
+    ckeys = lab["vocabulary"].astype(str) + "/" + lab["concept"].astype(str)
+    concepts = pd.DataFrame({"key": ckeys, "text": lab["concept"].astype(str),
+                             "vocabulary": lab["vocabulary"].astype(str)}).drop_duplicates("key")
+    rels = pd.DataFrame({"src": lab["_key"].astype(str), "dst": ckeys, "score": lab["score"].astype(float),
+                         "rank": lab["rank"].astype("int64"), "method": lab["method"].astype(str),
+                         "encoder": lab["encoder"].astype(str)})
+    return embedding, encoder, concepts.reset_index(drop=True), rels.reset_index(drop=True)
+
+
+def artifact_labels(circuit: Circuit) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A labelled artifact's labels and embeddings as `write_labels` takes them: (group_key, concept_key,
+    concept, vocabulary, score, rank, method, encoder) and (group_key, embedding, encoder)."""
+    groups = _stack([circuit], "groups")
+    gkeys = _join(_take(np.array([circuit.key], dtype=object), groups["_i"].to_numpy()), "/", groups["layer"],
+                  "/", groups["group"])
+    embedding, encoder, _, rels = _labels([circuit], np.array([circuit.key], dtype=object), groups, gkeys)
+    keys = gkeys.tolist()
+    emb = pd.DataFrame({"group_key": [k for k, v in zip(keys, embedding, strict=True) if v is not None],
+                        "embedding": [v for v in embedding if v is not None],
+                        "encoder": [e for e, v in zip(encoder, embedding, strict=True) if v is not None]})
+    if rels.empty:
+        return pd.DataFrame(columns=["group_key", "concept_key", "concept", "vocabulary", "score", "rank",
+                                     "method", "encoder"]), emb
+    lab = pd.DataFrame({"group_key": rels["src"], "concept_key": rels["dst"],
+                        "concept": rels["dst"].str.split("/", n=1).str[1],
+                        "vocabulary": rels["dst"].str.split("/", n=1).str[0], "score": rels["score"],
+                        "rank": rels["rank"], "method": rels["method"], "encoder": rels["encoder"]})
+    return lab, emb
+
+
 def run_rows(circuit: Circuit) -> GraphRows:
     """One run as graph rows (see `runs_rows`)."""
     return runs_rows([circuit])
@@ -213,14 +263,17 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
     gi = groups["_i"].to_numpy()
     gkeys = _join(_take(rk, gi), "/", groups["layer"], "/", groups["group"])
     thumbs, n_ex = _thumbnails(nodes, _stack(circuits, "exemplars"), _stack(circuits, "thumbnails"), groups)
+    embedding, encoder, concepts, label_rows = _labels(circuits, rk, groups, gkeys)
     rows.nodes["NeuronGroup"] = pd.DataFrame({
         "key": gkeys, "run": _take(rk, gi), "model": _take(mk, gi), "target_class": target[gi],
         "layer": groups["layer"].astype(str), "depth": groups["depth"].to_numpy(),
         "index": groups["group"].to_numpy(), "size": groups["size"].to_numpy(),
         "n_neurons": groups["n_neurons"].to_numpy(), "silhouette": groups["silhouette"].to_numpy(),
         "influence": groups["influence"].to_numpy(), "abs_influence": groups["abs_influence"].to_numpy(),
-        "n_exemplars": n_ex, "thumbnails": thumbs, "embedding": [None] * len(groups),
-        "embedding_encoder": [None] * len(groups)})
+        "n_exemplars": n_ex, "thumbnails": thumbs, "embedding": embedding, "embedding_encoder": encoder})
+    if len(label_rows):
+        rows.nodes["Concept"] = concepts
+        rows.rels[("LABELED", "NeuronGroup", "Concept")] = label_rows
     rows.rels[("HAS_GROUP", "Run", "NeuronGroup")] = pd.DataFrame({"src": _take(rk, gi), "dst": gkeys})
     rows.rels[("AT_LAYER", "NeuronGroup", "Layer")] = pd.DataFrame({
         "src": gkeys, "dst": _join(_take(mk, gi), "/", groups["layer"])})
