@@ -195,3 +195,35 @@ def test_debug_save_makes_the_image_queryable(kb, tmp_path) -> None:
         n = st.run_query("MATCH (:Image)-[a:ACTIVATES]->() RETURN count(a) AS n")["n"].iloc[0]
         assert int(n) == len(firing)
         assert len(pd.DataFrame(st.run_query("MATCH (i:Image) RETURN i.key AS k"))) == 1
+
+
+def test_ingest_label_writes_labelled_runs(tmp_path) -> None:
+    from neurflow_kb.world import CONCEPTS as WORLD_CONCEPTS
+    from neurflow_kb.world import generate, world_clip_dir
+
+    images = generate(24, seed=11, classes=["bee", "wasp", "ladybug"]).save(tmp_path / "images")
+    vocab = tmp_path / "world.txt"
+    vocab.write_text("\n".join(WORLD_CONCEPTS) + "\n")
+    kb = tmp_path / "kb.lbug"
+    args = ["ingest", "world", "--classes", "bee,wasp", "--images", str(images), "--artifacts",
+            str(tmp_path / "circuits"), "--tau", "4", "--top-k", "10", "--ig-steps", "8", "--max-nodes", "10",
+            "--quiet", "--store", str(kb), "--label", "--clip-checkpoint", str(world_clip_dir()),
+            "--vocabulary", str(vocab), "--template", "{}", "--template", "a photo of {}", "--top-n", "2"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert res.output.count("written class") == 2
+    with LadybugStore(kb, read_only=True) as st:
+        runs = queries.runs(st, model="world")
+        assert len(runs) == 2
+        for run in runs["run"]:
+            g = st.run_query("MATCH (g:NeuronGroup) WHERE g.run = $r RETURN count(g) AS n, "
+                             "count(g.embedding) AS e", {"r": run}).iloc[0]
+            n = st.run_query("MATCH (g:NeuronGroup)-[l:LABELED]->(k:Concept) WHERE g.run = $r "
+                             "RETURN count(l) AS n, count(DISTINCT k.vocabulary) AS v", {"r": run}).iloc[0]
+            assert int(g["e"]) == int(g["n"]) > 0 and int(n["n"]) == 2 * int(g["n"]) and int(n["v"]) == 1
+        found = queries.search(st, "striped", load_clip(checkpoint=world_clip_dir()), limit=3,
+                               templates=("{}", "a photo of {}"))
+        assert len(found) == 3 and set(found["class_name"]) <= {"bee", "wasp"}
+    # a second ingest reuses the labelled circuits and changes nothing
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and again.output.count("skipped class") == 2, again.output
