@@ -115,8 +115,8 @@ def run_one(args: argparse.Namespace) -> dict:
 
 SUITE = [
     # Speed: both exact strategies do the same arithmetic; the fast mode picks fewer steps.
-    ["--model", "resnet18", "--images", "8", "--size", "112", "--tau", "8", "--top-k", "16",
-     "--transitions", "3", "--max-nodes", "16", "--strategies", "per_neuron,batched,fast"],
+    ["--model", "resnet18", "--images", "8", "--size", "64", "--tau", "8", "--top-k", "16",
+     "--transitions", "3", "--max-nodes", "8", "--strategies", "per_neuron,batched,fast"],
     # Memory: ResNet-50, 50 images (2,950 crops), the top transition; maps are kept for exemplars only.
     ["--model", "resnet50", "--images", "50", "--size", "224", "--tau", "16", "--top-k", "50",
      "--transitions", "1", "--strategies", "batched", "--repeats", "1"],
