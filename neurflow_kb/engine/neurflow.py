@@ -221,7 +221,7 @@ class NeurFlow:
             importance = np.abs(attr).mean(0)            # I_n(m) = mean_x |IG_m(x; n)|
             core = top_indices(importance, cfg.tau)
             if cfg.error_range is not None:
-                core = self._prune(adapter, imageset, plan, pooled, lower, upper, n, core, exemplars[n])
+                core = self._prune(adapter, imageset, plan, lower, upper, n, core, exemplars[n])
             res.importance[n], res.core[n] = importance, core
             feats = act_low[exemplars[n]].astype(np.float64)   # pooled lower activations u_x
             clusters = ward_silhouette(feats, cfg.max_subconcepts,
@@ -252,9 +252,8 @@ class NeurFlow:
         order = nearest[np.argsort(-acts[nearest], kind="stable")]
         return [int(c) for c in crops[order]]
 
-    def _prune(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
-               pooled: dict[str, np.ndarray], lower: str, upper: str, neuron: int, core: np.ndarray,
-               exemplars: np.ndarray) -> np.ndarray:
+    def _prune(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan, lower: str, upper: str,
+               neuron: int, core: np.ndarray, exemplars: np.ndarray) -> np.ndarray:
         """Error-range pruning (NEURFLOW.md step 5): shortest core prefix whose masking comes within
         `error_range` of the largest disruption of the exemplar set."""
         cfg = self.config
