@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist, squareform
-from sklearn.metrics import silhouette_samples
 
 
 @dataclass
@@ -30,6 +29,23 @@ def _canonical(labels: np.ndarray) -> np.ndarray:
     for lab in labels:
         mapping.setdefault(int(lab), len(mapping))
     return np.array([mapping[int(lab)] for lab in labels], dtype=np.int64)
+
+
+def silhouette_samples(dist: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-point silhouette from a precomputed distance matrix (scikit-learn's definition: 0 for points
+    alone in their cluster), as one matrix product instead of a loop over clusters."""
+    _, inverse = np.unique(labels, return_inverse=True)
+    onehot = np.eye(int(inverse.max()) + 1)[inverse]              # [P, K]
+    sizes = onehot.sum(0)
+    sums = dist @ onehot                                           # distance of each point to each cluster
+    own = sizes[inverse]
+    a = sums[np.arange(len(labels)), inverse] / np.maximum(own - 1, 1)
+    mean_other = sums / sizes
+    mean_other[np.arange(len(labels)), inverse] = np.inf
+    b = mean_other.min(1)
+    denom = np.maximum(a, b)
+    s = np.divide(b - a, denom, out=np.zeros_like(a), where=denom > 0)
+    return np.where(own > 1, s, 0.0)
 
 
 def ward_silhouette(
@@ -54,14 +70,15 @@ def ward_silhouette(
         if min_silhouette is not None or n == 1:
             return Clustering(np.zeros(n, dtype=np.int64), 1, float("nan"), nan_samples)
         return Clustering(np.arange(n, dtype=np.int64), n, float("nan"), nan_samples)
-    tree = linkage(pts, method="ward", metric="euclidean")
-    dist = squareform(pdist(pts))
+    condensed = pdist(pts)
+    tree = linkage(condensed, method="ward")      # Ward on Euclidean distances, computed once
+    dist = squareform(condensed)
     best: tuple[float, np.ndarray, np.ndarray] | None = None
     for k in range(k_min, min(k_max, n - 1) + 1):
         labels = fcluster(tree, t=k, criterion="maxclust")
         if len(np.unique(labels)) < 2:
             continue
-        samples = silhouette_samples(dist, labels, metric="precomputed")
+        samples = silhouette_samples(dist, labels)
         score = float(samples.mean())
         if best is None or score > best[0]:
             best = (score, labels, samples)

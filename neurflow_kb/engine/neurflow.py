@@ -9,10 +9,13 @@ the class.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import random
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +29,7 @@ from ..config import NeurFlowConfig
 from ..data import CropPlan, ImageSet, filter_by_class, iter_batches, load_images, plan_crops, thumbnail_png
 from ..errors import UserError
 from ..models import ModelAdapter, as_adapter
-from .clustering import ward_silhouette
+from .clustering import Clustering, ward_silhouette
 from .groups import build_groups
 from .ig import IGResult, fast_integrated_gradients, integrated_gradients, per_neuron_integrated_gradients
 
@@ -49,6 +52,7 @@ class LayerResult:
     ig_steps: int = 0
     completeness_error: float = 0.0
     seconds: float = 0.0
+    ig_seconds: float = 0.0
 
 
 def seed_everything(seed: int) -> None:
@@ -63,6 +67,21 @@ def top_indices(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-values, kind="stable")[:k]
 
 
+@contextlib.contextmanager
+def _backend_flags(cfg: NeurFlowConfig) -> Iterator[None]:
+    """TF32 on or off as the config says, for one fit only; restored afterwards.
+
+    PyTorch lets cuDNN convolutions use TF32 by default, so exact float32 must switch it off explicitly.
+    """
+    backends = torch.backends
+    saved = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32
+    backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = cfg.allow_tf32
+    try:
+        yield
+    finally:
+        backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32 = saved
+
+
 def _versions() -> dict[str, str]:
     out = {}
     for pkg in ("neurflow-kb", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas"):
@@ -71,6 +90,14 @@ def _versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = "unknown"
     return out
+
+
+def _fits_on_device(first: torch.Tensor, n_rows: int) -> bool:
+    """Whether `n_rows` maps shaped like `first`'s rows fit in half the free memory of its device."""
+    if first.device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(first.device)
+    return first[:1].nbytes * n_rows < free // 2
 
 
 class NeurFlow:
@@ -100,11 +127,13 @@ class NeurFlow:
         names its chain, bottom to top, ending with the class-logit layer). `images`: a normalised float
         tensor [N,3,H,W], a folder, a file list or an `ImageSet`.
         """
+        with _backend_flags(self.config):
+            return self._fit(model, images, target_class, layers, progress)
+
+    def _fit(self, model: ModelAdapter | torch.nn.Module | str, images: Any, target_class: int,
+             layers: list[str] | None, progress: bool) -> Circuit:
         cfg = self.config
         seed_everything(cfg.seed)
-        if cfg.allow_tf32 and torch.cuda.is_available():
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
         started = time.perf_counter()
         adapter = as_adapter(model, layers or cfg.layers).to(cfg.device)
         chain = list(adapter.layers)
@@ -144,6 +173,7 @@ class NeurFlow:
             res = self._transition(adapter, imageset, plan, pooled, chain, depth, frontier, k)
             res.seconds = time.perf_counter() - t0
             timings[chain[depth]] = res.seconds
+            timings[f"ig:{chain[depth]}"] = res.ig_seconds
             results[depth] = res
             frontier = self._next_frontier(res)
         bar.close()
@@ -176,12 +206,19 @@ class NeurFlow:
 
     def _lower_maps(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan, lower: str,
                     crops: np.ndarray) -> torch.Tensor:
-        """Full lower-layer maps, for the exemplar crops only."""
+        """Full lower-layer maps, for the exemplar crops only.
+
+        They stay on the accelerator when they take under half its free memory (IG gathers rows from
+        them for every batch); otherwise, and on the CPU, they live in host memory.
+        """
         cfg = self.config
         maps = []
         with torch.no_grad():
             for _, batch in iter_batches(imageset.images, plan, cfg.batch_size, indices=crops):
-                maps.append(adapter.activations(batch.to(cfg.device), [lower])[lower].float().cpu())
+                maps.append(adapter.activations(batch.to(cfg.device), [lower])[lower].float())
+                if len(maps) == 1 and not _fits_on_device(maps[0], len(crops)):
+                    cfg = dataclasses.replace(cfg, device="cpu")   # keep the rest in host memory
+                maps[-1] = maps[-1].to(cfg.device)
         return torch.cat(maps)
 
     def _attribute(self, adapter: ModelAdapter, lower: str, upper: str, inputs: torch.Tensor,
@@ -207,15 +244,22 @@ class NeurFlow:
         exemplars = {n: top_indices(act_up[:, n], k) for n in neurons}
         union = np.unique(np.concatenate(list(exemplars.values())))
         position = {int(c): i for i, c in enumerate(union)}
-        inputs = self._lower_maps(adapter, imageset, plan, lower, union)
         rows = torch.tensor([position[int(c)] for n in neurons for c in exemplars[n]], dtype=torch.long)
         targets = torch.tensor([n for n in neurons for _ in range(k)], dtype=torch.long)
-        ig = self._attribute(adapter, lower, upper, inputs, rows, targets)
+        # Sub-concepts need only pooled activations, so they are clustered while IG runs.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            clustering = pool.submit(self._subconcepts, act_low, exemplars)
+            t0 = time.perf_counter()
+            inputs = self._lower_maps(adapter, imageset, plan, lower, union)
+            ig = self._attribute(adapter, lower, upper, inputs, rows, targets)
+            ig_seconds = time.perf_counter() - t0
+            del inputs
+            subconcepts = clustering.result()
         attributions = ig.attributions.double().numpy().reshape(len(neurons), k, -1)
 
         res = LayerResult(depth=depth, upper=upper, lower=lower, neurons=list(neurons), exemplars=exemplars,
                           importance={}, core={}, subconcepts={}, ig_steps=ig.steps,
-                          completeness_error=ig.completeness_error())
+                          completeness_error=ig.completeness_error(), ig_seconds=ig_seconds)
         for i, n in enumerate(neurons):
             attr = attributions[i]                       # [k, C_lower]
             importance = np.abs(attr).mean(0)            # I_n(m) = mean_x |IG_m(x; n)|
@@ -224,8 +268,7 @@ class NeurFlow:
                 core = self._prune(adapter, imageset, plan, lower, upper, n, core, exemplars[n])
             res.importance[n], res.core[n] = importance, core
             feats = act_low[exemplars[n]].astype(np.float64)   # pooled lower activations u_x
-            clusters = ward_silhouette(feats, cfg.max_subconcepts,
-                                       min_silhouette=cfg.subconcept_min_silhouette)
+            clusters = subconcepts[n]
             res.subconcepts[n] = clusters.labels
             for s in range(clusters.k):
                 members = np.flatnonzero(clusters.labels == s)
@@ -244,6 +287,13 @@ class NeurFlow:
                 res.representatives[(int(n), s)] = self._representatives(
                     feats[members][:, core], exemplars[n][members], act_up[exemplars[n][members], n])
         return res
+
+    def _subconcepts(self, act_low: np.ndarray, exemplars: dict[int, np.ndarray]) -> dict[int, Clustering]:
+        """Ward + silhouette sub-concepts of every node, over its exemplars' pooled lower activations."""
+        cfg = self.config
+        return {n: ward_silhouette(act_low[crops].astype(np.float64), cfg.max_subconcepts,
+                                   min_silhouette=cfg.subconcept_min_silhouette)
+                for n, crops in exemplars.items()}
 
     def _representatives(self, core_feats: np.ndarray, crops: np.ndarray, acts: np.ndarray) -> list[int]:
         """The members closest to the sub-concept centroid in the core subspace, by decreasing activation."""

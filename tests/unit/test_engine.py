@@ -215,3 +215,47 @@ def test_bad_inputs_raise_user_errors() -> None:
         NeurFlow(tau=20, class_filter="all").fit(adapter, images(2), 1, progress=False)
     with pytest.raises(UserError):
         NeurFlowConfig(tau=0)
+
+
+def test_silhouette_matches_scikit_learn() -> None:
+    from scipy.spatial.distance import pdist, squareform
+    from sklearn.metrics import silhouette_samples as sk_silhouette
+
+    from neurflow_kb.engine.clustering import silhouette_samples
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for trial in range(200):
+        n = int(rng.integers(3, 60))
+        points = rng.normal(size=(n, int(rng.integers(1, 30))))
+        points[: n // 2] += 4 * (trial % 2)                       # separated halves in every other trial
+        points[1] = points[0]                                      # a zero distance
+        labels = rng.integers(0, int(rng.integers(2, 7)), size=n) * 3 + 1   # not 0..K-1, with singletons
+        if not 2 <= len(np.unique(labels)) < n:
+            continue
+        dist = squareform(pdist(points))
+        np.testing.assert_allclose(silhouette_samples(dist, labels),
+                                   sk_silhouette(dist, labels, metric="precomputed"), atol=1e-12)
+        checked += 1
+    assert checked > 150
+
+
+def test_fit_scopes_tf32_to_the_config() -> None:
+    """Exact float32 switches cuDNN's default TF32 off during the fit and restores the caller's flags."""
+    backends = torch.backends
+    saved = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32
+    model = small_cnn()
+    seen: list[tuple[bool, bool]] = []
+    model.fc.register_forward_hook(
+        lambda *_: seen.append((backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32)))
+    adapter = adapter_for(model, CHAIN[-2:])
+    try:
+        for allow in (False, True):
+            backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = not allow
+            seen.clear()
+            NeurFlow(NeurFlowConfig(tau=2, top_k=4, ig_steps=4, class_filter="all", allow_tf32=allow)).fit(
+                adapter, images(2), 1, progress=False)
+            assert seen and set(seen) == {(allow, allow)}
+            assert (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32) == (not allow, not allow)
+    finally:
+        backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32 = saved
