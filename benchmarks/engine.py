@@ -12,6 +12,7 @@ separable, so each configuration runs in a fresh subprocess and reports its own 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -53,8 +54,42 @@ def _photos(n: int, size: int):
     return (x - mean) / std
 
 
+PRECISIONS = {"fp32": ("float32", False), "tf32": ("float32", True), "bf16": ("bfloat16", False)}
+
+
+def _per_node_seconds(circuit, chain: list[str]) -> dict[str, dict[str, float]]:
+    """Seconds, nodes and seconds per node of every transition, keyed by its upper layer."""
+    nodes = circuit.core.groupby("layer", sort=False)["neuron"].nunique()
+    out = {}
+    for layer in reversed(chain[1:]):
+        seconds = circuit.manifest["timings"][layer]
+        ig = circuit.manifest["timings"].get(f"ig:{layer}", float("nan"))
+        out[layer] = {"nodes": int(nodes[layer]), "seconds": round(seconds, 3), "ig_seconds": round(ig, 3),
+                      "seconds_per_node": round(seconds / int(nodes[layer]), 5)}
+    return out
+
+
+def _agreement(circuit, reference) -> dict:
+    """How a lower-precision circuit's importances and core sets compare with the float32 one, on the
+    nodes both have (their frontiers can differ below the first changed core set)."""
+    from scipy.stats import spearmanr
+
+    keys = ["layer", "neuron"]
+    mine = circuit.core.groupby(keys)["lower_neuron"].apply(frozenset)
+    ref = reference.core.groupby(keys)["lower_neuron"].apply(frozenset)
+    common = mine.index.intersection(ref.index)
+    rows = circuit.core.merge(reference.core, on=[*keys, "lower_neuron"], suffixes=("", "_ref"))
+    rel = (rows["importance"] - rows["importance_ref"]).abs() / rows["importance_ref"].abs().clip(lower=1e-30)
+    return {"common_nodes": int(len(common)),
+            "same_core_fraction": round(float((mine[common] == ref[common]).mean()), 4),
+            "max_rel_importance_diff": float(rel.max()),
+            "median_rel_importance_diff": float(rel.median()),
+            "importance_spearman": round(float(
+                spearmanr(rows["importance"], rows["importance_ref"]).statistic), 6)}
+
+
 def run_one(args: argparse.Namespace) -> dict:
-    """One configuration, every requested strategy on the same adapter, images and class."""
+    """One configuration: every requested strategy (and precision) on the same adapter, images, class."""
     import torch
     from scipy.stats import spearmanr
 
@@ -68,28 +103,50 @@ def run_one(args: argparse.Namespace) -> dict:
     x = _photos(args.images, args.size)
     base = NeurFlowConfig(tau=args.tau, top_k=args.top_k, ig_steps=args.ig_steps, class_filter="all",
                           max_nodes_per_layer=args.max_nodes, device=args.device,
-                          ig_batch_size=args.ig_batch_size, dtype=args.dtype)
+                          batch_size=args.batch_size, ig_batch_size=args.ig_batch_size)
+    cuda = args.device.startswith("cuda")
+    if cuda:   # CUDA context, cuDNN handles and kernels are loaded once, outside the timings
+        NeurFlow(base, tau=min(args.tau, 4), top_k=4, ig_steps=4).fit(
+            adapter.with_layers(chain[-2:]), x[:2], args.cls, progress=False)
+    precisions = args.precisions.split(",")
+    variants = [(s, p) for s in args.strategies.split(",") for p in precisions]
+    name = {v: v[0] if len(precisions) == 1 else f"{v[0]}@{v[1]}" for v in variants}
     seconds: dict[str, float] = {}
     circuits = {}
-    strategies = args.strategies.split(",")
+    gpu_peak = {}
     for rep in range(args.repeats):   # interleaved, order reversed every repeat; the minimum counts
-        for strategy in strategies if rep % 2 == 0 else strategies[::-1]:
+        for v in variants if rep % 2 == 0 else variants[::-1]:
+            dtype, tf32 = PRECISIONS[v[1]]
+            cfg = dataclasses.replace(base, strategy=v[0], dtype=dtype, allow_tf32=tf32)
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
-            circuits[strategy] = NeurFlow(base, strategy=strategy).fit(adapter, x, args.cls, progress=False)
+            circuits[name[v]] = NeurFlow(cfg).fit(adapter, x, args.cls, progress=args.progress)
             took = round(time.perf_counter() - t0, 3)
-            seconds[strategy] = min(seconds.get(strategy, took), took)
+            seconds[name[v]] = min(seconds.get(name[v], took), took)
+            if cuda:
+                gpu_peak[name[v]] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     first = next(iter(circuits.values()))
     result = {
         "benchmark": "engine", "model": args.model, "images": args.images, "size": args.size,
         "crops": first.manifest["n_crops"], "tau": args.tau, "top_k": args.top_k,
         "ig_steps": args.ig_steps, "transitions": args.transitions, "device": args.device,
-        "threads": torch.get_num_threads(), "repeats": args.repeats, "seconds": seconds,
-        "load_average": round(os.getloadavg()[0], 2),
+        "card": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "repeats": args.repeats, "ig_batch_size": args.ig_batch_size,
+        "seconds": seconds, "load_average": round(os.getloadavg()[0], 2),
         "nodes_per_layer": {str(k): int(v) for k, v in
                             first.core.groupby("layer", sort=False)["neuron"].nunique().items()},
         "ig_seconds": {s: {k: v for k, v in c.manifest["timings"].items() if k in chain}
                        for s, c in circuits.items()},
     }
+    result["per_node"] = {s: _per_node_seconds(c, chain) for s, c in circuits.items()}
+    if cuda:
+        result["gpu_peak_mb"] = gpu_peak
+    if len(precisions) > 1:   # lower precisions against the first (float32) one, per strategy
+        for s in args.strategies.split(","):
+            ref = circuits[name[(s, precisions[0])]]
+            for p in precisions[1:]:
+                result[f"agreement_{name[(s, p)]}"] = _agreement(circuits[name[(s, p)]], ref)
     if "per_neuron" in circuits:
         ref = circuits["per_neuron"].core
         for s, c in circuits.items():
@@ -136,8 +193,11 @@ def main() -> None:
     p.add_argument("--strategies", default="per_neuron,batched,fast")
     p.add_argument("--class", dest="cls", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32")
+    p.add_argument("--precisions", default="fp32",
+                   help="Comma list of fp32, tf32, bf16; later ones are compared with the first.")
+    p.add_argument("--batch-size", type=int, default=64, help="Crops per activation forward.")
     p.add_argument("--ig-batch-size", type=int, default=256)
+    p.add_argument("--progress", action="store_true", help="Progress bars on stderr.")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--repeats", type=int, default=2, help="Interleaved repeats; the fastest counts.")
     args = p.parse_args()
