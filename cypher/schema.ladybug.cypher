@@ -17,7 +17,9 @@ CREATE REL TABLE IF NOT EXISTS EXPLAINS(FROM Run TO Class);
 CREATE REL TABLE IF NOT EXISTS HAS_GROUP(FROM Run TO NeuronGroup);
 CREATE REL TABLE IF NOT EXISTS AT_LAYER(FROM NeuronGroup TO Layer);
 CREATE REL TABLE IF NOT EXISTS MEMBER_OF(FROM Neuron TO NeuronGroup, subconcept INT64, activation DOUBLE);
-CREATE REL TABLE IF NOT EXISTS INFLUENCES(FROM Neuron TO Neuron, run STRING, subconcept INT64, weight DOUBLE, importance DOUBLE);
+// INFLUENCES (9 in 10 relationships) is stored forward only: bulk loads take about two thirds of the
+// time; backward walks still work, undirected INFLUENCES patterns are refused by Ladybug.
+CREATE REL TABLE IF NOT EXISTS INFLUENCES(FROM Neuron TO Neuron, run STRING, subconcept INT64, weight DOUBLE, importance DOUBLE) WITH (storage_direction = 'fwd');
 CREATE REL TABLE IF NOT EXISTS DRIVES(FROM NeuronGroup TO NeuronGroup, FROM NeuronGroup TO Class, weight DOUBLE, abs_weight DOUBLE);
 CREATE REL TABLE IF NOT EXISTS LABELED(FROM NeuronGroup TO Concept, score DOUBLE, rank INT64, method STRING, encoder STRING);
 CREATE REL TABLE IF NOT EXISTS ACTIVATES(FROM Image TO NeuronGroup, score DOUBLE, crop INT64);

@@ -45,10 +45,12 @@ class Neo4jServer:
 
         with GraphDatabase.driver(self.uri, auth=self.auth) as driver:
             run = driver.execute_query
-            # in batches: one DETACH DELETE of millions of relationships exceeds transaction memory
-            while run("MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS c",
-                      database_=self.database).records[0]["c"]:
-                pass
+            # in batches, relationships first: one DETACH DELETE of millions of relationships (or of
+            # a few thousand dense nodes) exceeds transaction memory
+            for q in ("MATCH ()-[e]->() WITH e LIMIT 50000 DELETE e RETURN count(*) AS c",
+                      "MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS c"):
+                while run(q, database_=self.database).records[0]["c"]:
+                    pass
             for rec in run("SHOW CONSTRAINTS YIELD name", database_=self.database).records:
                 run("DROP CONSTRAINT $name IF EXISTS", name=rec["name"], database_=self.database)
             indexes = run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP' RETURN name",

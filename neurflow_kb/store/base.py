@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ..artifact import Circuit
 from ..errors import UserError
@@ -102,11 +103,10 @@ def to_frame(columns: list[str], rows: list[list[Any]]) -> pd.DataFrame:
     return pd.DataFrame([list(r) for r in rows], columns=columns)
 
 
-def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame -> list of dicts of plain Python values (NaN / NA -> None), column by column."""
-    cols = list(df.columns)
+def columns(df: pd.DataFrame) -> list[list[Any]]:
+    """DataFrame -> one list of plain Python values per column (NaN / NA -> None)."""
     data = []
-    for c in cols:
+    for c in df.columns:
         s = df[c]
         if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iub":
             vals = s.tolist()
@@ -114,10 +114,25 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
             vals = s.tolist()
             if s.isna().any():
                 vals = [None if v != v else v for v in vals]
+        elif isinstance(s.dtype, pd.ArrowDtype | pd.StringDtype):
+            vals = pa.array(s.array).to_pylist()                    # missing values come back as None
+        elif pd.api.types.infer_dtype(s.to_numpy(), skipna=False) == "string":   # only str: as they are
+            vals = s.tolist()
         else:
             vals = [_plain_value(v) for v in s.tolist()]
         data.append(vals)
-    return [dict(zip(cols, row, strict=True)) for row in zip(*data, strict=True)]
+    return data
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame -> list of dicts of plain Python values (NaN / NA -> None), column by column."""
+    cols = list(df.columns)
+    return [dict(zip(cols, row, strict=True)) for row in zip(*columns(df), strict=True)]
+
+
+def tuples(df: pd.DataFrame) -> list[list[Any]]:
+    """DataFrame -> list of rows as plain-value lists (a smaller Bolt payload than `records`)."""
+    return [list(row) for row in zip(*columns(df), strict=True)]
 
 
 def _plain_value(v: Any) -> Any:

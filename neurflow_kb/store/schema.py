@@ -78,7 +78,7 @@ class RelTable:
 
 
 _NODE_RE = re.compile(r"CREATE NODE TABLE IF NOT EXISTS (\w+)\((.*)\)\s*$", re.S)
-_REL_RE = re.compile(r"CREATE REL TABLE IF NOT EXISTS (\w+)\((.*)\)\s*$", re.S)
+_REL_RE = re.compile(r"CREATE REL TABLE IF NOT EXISTS (\w+)\(([^()]*)\)(?:\s*WITH\s*\(.*\))?\s*$", re.S)
 
 
 def _fields(body: str) -> list[str]:
