@@ -27,6 +27,21 @@ def test_ladybug_tables_match_schema(lbug_path):
         assert set(sch.rels["DRIVES"].pairs) == {("NeuronGroup", "NeuronGroup"), ("NeuronGroup", "Class")}
 
 
+def test_ladybug_influences_walk_both_ways_but_not_undirected(lbug_path, kbh):
+    """INFLUENCES is stored forward only in Ladybug (faster bulk loads): backward walks still find every
+    relationship; an undirected pattern is a one-line user error, not a crash."""
+    with LadybugStore(lbug_path) as st:
+        st.write_circuits(kbh.kb_circuits())
+        fwd = st.run_query("MATCH (a:Neuron)-[e:INFLUENCES]->(b:Neuron) RETURN a.key AS src, b.key AS dst, "
+                           "e.run AS run, e.subconcept AS s ORDER BY src, dst, run, s")
+        bwd = st.run_query("MATCH (b:Neuron)<-[e:INFLUENCES]-(a:Neuron) RETURN a.key AS src, b.key AS dst, "
+                           "e.run AS run, e.subconcept AS s ORDER BY src, dst, run, s")
+        assert len(fwd) > 100
+        pd.testing.assert_frame_equal(fwd, bwd)
+        with pytest.raises(UserError, match="Undirected"):
+            st.run_query("MATCH (a:Neuron)-[e:INFLUENCES]-(b:Neuron) RETURN count(e)")
+
+
 @pytest.mark.neo4j
 def test_neo4j_constraints_cover_every_key(neo4j_store):
     neo4j_store.init_schema()
