@@ -147,6 +147,47 @@ def _join(*parts: Any) -> pd.Series:
     return _col(pc.binary_join_element_wise(*[_arrow(p) for p in parts], ""))
 
 
+def _codes(columns: list[np.ndarray], dims: tuple[int, ...]) -> np.ndarray | None:
+    """One int64 code per row of non-negative integer columns (None if they do not fit in 62 bits)."""
+    if any(len(c) and c.min() < 0 for c in columns) or float(np.prod(dims, dtype=float)) >= 2.0**62:
+        return None
+    return np.ravel_multi_index(columns, dims)
+
+
+def _unit_keys(prefixes: np.ndarray, which: np.ndarray, layer: pd.Series, unit: Any) -> pd.Series:
+    """`prefix/layer/unit` keys (model/layer/neuron, run/layer/group), the same as `_join` gives, but each
+    distinct key is formatted once and then gathered: millions of rows repeat a few thousand keys."""
+    unit = np.asarray(unit, dtype=np.int64)
+    pcodes, pnames = pd.factorize(np.asarray(prefixes, dtype=object))   # runs of one model share a prefix
+    lcodes, lnames = pd.factorize(layer)
+    dims = (max(len(pnames), 1), max(len(lnames), 1), int(unit.max()) + 1 if len(unit) else 1)
+    code = _codes([pcodes[np.asarray(which, dtype=np.int64)], lcodes, unit], dims) if len(unit) else None
+    if code is None:
+        return _join(_take(prefixes, which), "/", layer, "/", unit)
+    inverse, distinct = pd.factorize(code)
+    w, lay, u = np.unravel_index(distinct, dims)
+    pnames, lnames = list(pnames), list(lnames)
+    texts = [f"{pnames[a]}/{lnames[b]}/{c}" for a, b, c in zip(w.tolist(), lay.tolist(), u.tolist(),
+                                                                  strict=True)]
+    return _col(pc.take(pa.array(texts, type=pa.string()), pa.array(inverse)))
+
+
+def _lookup(left: pd.DataFrame, right: pd.DataFrame, on: list[str], column: str) -> np.ndarray:
+    """`right[column]` at each row of `left` matched on the integer columns `on` (NaN where `right` has
+    no such row; `right` is unique on `on`): a left merge without building the joined frame."""
+    lcols = [left[c].to_numpy(np.int64) for c in on]
+    rcols = [right[c].to_numpy(np.int64) for c in on]
+    dims = tuple(int(max(a.max() if len(a) else 0, b.max() if len(b) else 0)) + 1
+                 for a, b in zip(lcols, rcols, strict=True))
+    lcode, rcode = _codes(lcols, dims), _codes(rcols, dims)
+    if lcode is None or rcode is None:
+        merged = left[on].merge(right[[*on, column]], on=on, how="left")
+        return merged[column].to_numpy(np.float64)
+    pos = pd.Index(rcode).get_indexer(lcode)
+    values = right[column].to_numpy(np.float64)
+    return np.where(pos >= 0, values[pos], np.nan)
+
+
 def _take(values: np.ndarray, idx: Any) -> pd.Series:
     """`values[idx]` for a small array of strings (run or model keys per row), as an Arrow column."""
     return _col(pc.take(pa.array(list(values), type=pa.string()), pa.array(np.asarray(idx))))
@@ -261,7 +302,7 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
     groups, nodes = _stack(circuits, "groups"), _stack(circuits, "nodes")
     edges, gedges = _stack(circuits, "edges"), _stack(circuits, "group_edges")
     gi = groups["_i"].to_numpy()
-    gkeys = _join(_take(rk, gi), "/", groups["layer"], "/", groups["group"])
+    gkeys = _unit_keys(rk, gi, groups["layer"], groups["group"])
     thumbs, n_ex = _thumbnails(nodes, _stack(circuits, "exemplars"), _stack(circuits, "thumbnails"), groups)
     embedding, encoder, concepts, label_rows = _labels(circuits, rk, groups, gkeys)
     rows.nodes["NeuronGroup"] = pd.DataFrame({
@@ -279,25 +320,24 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
         "src": gkeys, "dst": _join(_take(mk, gi), "/", groups["layer"])})
     mem = nodes[nodes["group"] >= 0].reset_index(drop=True)
     mi = mem["_i"].to_numpy()
-    mkeys = _join(_take(rk, mi), "/", mem["layer"], "/", mem["group"])
+    mkeys = _unit_keys(rk, mi, mem["layer"], mem["group"])
     ok = _isin(mkeys, gkeys)
     rows.rels[("MEMBER_OF", "Neuron", "NeuronGroup")] = pd.DataFrame({
-        "src": _join(_take(mk, mi), "/", mem["layer"], "/", mem["neuron"])[ok].reset_index(drop=True),
+        "src": _unit_keys(mk, mi, mem["layer"], mem["neuron"])[ok].reset_index(drop=True),
         "dst": mkeys[ok].reset_index(drop=True), "subconcept": mem["subconcept"].to_numpy()[ok],
         "activation": mem["activation"].to_numpy()[ok]})
-    core = _stack(circuits, "core")[["_i", "depth", "neuron", "lower_neuron", "importance"]].drop_duplicates(
-        ["_i", "depth", "neuron", "lower_neuron"])
-    e = edges.merge(core, on=["_i", "depth", "neuron", "lower_neuron"], how="left")
+    on = ["_i", "depth", "neuron", "lower_neuron"]
+    core = _stack(circuits, "core")[[*on, "importance"]].drop_duplicates(on)
+    e = edges
     ei = e["_i"].to_numpy()
-    mprefix = _take(mk, ei)
     rows.rels[("INFLUENCES", "Neuron", "Neuron")] = pd.DataFrame({
-        "src": _join(mprefix, "/", e["lower_layer"], "/", e["lower_neuron"]),
-        "dst": _join(mprefix, "/", e["layer"], "/", e["neuron"]),
+        "src": _unit_keys(mk, ei, e["lower_layer"], e["lower_neuron"]),
+        "dst": _unit_keys(mk, ei, e["layer"], e["neuron"]),
         "run": _take(rk, ei), "subconcept": e["subconcept"].to_numpy(), "weight": e["weight"].to_numpy(),
-        "importance": e["importance"].to_numpy()})
-    rprefix = _take(rk, gedges["_i"].to_numpy())
-    src = _join(rprefix, "/", gedges["lower_layer"], "/", gedges["lower_group"])
-    dst = _join(rprefix, "/", gedges["layer"], "/", gedges["group"])
+        "importance": _lookup(e, core, on, "importance")})
+    gei = gedges["_i"].to_numpy()
+    src = _unit_keys(rk, gei, gedges["lower_layer"], gedges["lower_group"])
+    dst = _unit_keys(rk, gei, gedges["layer"], gedges["group"])
     ok = _isin(src, gkeys) & _isin(dst, gkeys)
     rows.rels[("DRIVES", "NeuronGroup", "NeuronGroup")] = pd.DataFrame({
         "src": src[ok].reset_index(drop=True), "dst": dst[ok].reset_index(drop=True),
