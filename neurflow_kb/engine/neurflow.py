@@ -212,13 +212,14 @@ class NeurFlow:
         them for every batch); otherwise, and on the CPU, they live in host memory.
         """
         cfg = self.config
+        keep_on = cfg.device
         maps = []
         with torch.no_grad():
             for _, batch in iter_batches(imageset.images, plan, cfg.batch_size, indices=crops):
                 maps.append(adapter.activations(batch.to(cfg.device), [lower])[lower].float())
                 if len(maps) == 1 and not _fits_on_device(maps[0], len(crops)):
-                    cfg = dataclasses.replace(cfg, device="cpu")   # keep the rest in host memory
-                maps[-1] = maps[-1].to(cfg.device)
+                    keep_on = "cpu"
+                maps[-1] = maps[-1].to(keep_on)
         return torch.cat(maps)
 
     def _attribute(self, adapter: ModelAdapter, lower: str, upper: str, inputs: torch.Tensor,

@@ -328,13 +328,12 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
         "activation": mem["activation"].to_numpy()[ok]})
     on = ["_i", "depth", "neuron", "lower_neuron"]
     core = _stack(circuits, "core")[[*on, "importance"]].drop_duplicates(on)
-    e = edges
-    ei = e["_i"].to_numpy()
+    ei = edges["_i"].to_numpy()
     rows.rels[("INFLUENCES", "Neuron", "Neuron")] = pd.DataFrame({
-        "src": _unit_keys(mk, ei, e["lower_layer"], e["lower_neuron"]),
-        "dst": _unit_keys(mk, ei, e["layer"], e["neuron"]),
-        "run": _take(rk, ei), "subconcept": e["subconcept"].to_numpy(), "weight": e["weight"].to_numpy(),
-        "importance": _lookup(e, core, on, "importance")})
+        "src": _unit_keys(mk, ei, edges["lower_layer"], edges["lower_neuron"]),
+        "dst": _unit_keys(mk, ei, edges["layer"], edges["neuron"]),
+        "run": _take(rk, ei), "subconcept": edges["subconcept"].to_numpy(),
+        "weight": edges["weight"].to_numpy(), "importance": _lookup(edges, core, on, "importance")})
     gei = gedges["_i"].to_numpy()
     src = _unit_keys(rk, gei, gedges["lower_layer"], gedges["lower_group"])
     dst = _unit_keys(rk, gei, gedges["layer"], gedges["group"])
