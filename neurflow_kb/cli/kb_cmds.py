@@ -466,12 +466,8 @@ def push(target: str, to_user: str | None, to_password: str | None, to_database:
 # -- ingest ----------------------------------------------------------------------------------------
 
 def recipes_dir() -> Path:
-    """The folder of ingestion recipes (`ingest/*.toml`): packaged copy first, then the source tree."""
-    here = Path(__file__).resolve().parent.parent
-    for cand in (here / "ingest", here.parent / "ingest"):
-        if cand.is_dir():
-            return cand
-    return here.parent / "ingest"
+    """The package's folder of ingestion recipes (`ingest/*.toml`; the repository root links to it)."""
+    return Path(__file__).resolve().parent.parent / "ingest"
 
 
 def load_recipe(name_or_path: str) -> dict[str, Any]:

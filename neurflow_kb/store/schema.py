@@ -12,12 +12,9 @@ from ..errors import UserError
 
 
 def cypher_dir() -> Path:
-    """The folder holding `schema.cypher` and `queries/` (packaged copy first, then the source tree)."""
-    here = Path(__file__).resolve().parent.parent
-    for cand in (here / "cypher", here.parent / "cypher"):
-        if (cand / "schema.cypher").is_file():
-            return cand
-    raise FileNotFoundError("cypher/schema.cypher not found next to the neurflow_kb package")
+    """The package's `cypher/` folder: schema, named queries, Bloom perspective and Browser style (the
+    repository root links to it, so it ships in wheels and stays where DESIGN.md puts it)."""
+    return Path(__file__).resolve().parent.parent / "cypher"
 
 
 def statements(text: str) -> list[str]:

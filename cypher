@@ -1,0 +1,1 @@
+neurflow_kb/cypher
