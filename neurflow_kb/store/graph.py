@@ -8,6 +8,7 @@ between them unchanged. Keys follow DESIGN.md: Model `name@weights`, Layer `mode
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..artifact import Circuit
+from ..artifact import OPTIONAL_TABLES, TABLES, Circuit
 from ..errors import UserError
 from .schema import schema
 
@@ -66,6 +67,38 @@ def model_key(circuit: Circuit) -> str:
     """`name@weights` of the circuit's model."""
     m = circuit.manifest
     return f"{m['model']}@{m.get('weights') or 'unknown'}"
+
+
+def _digest_column(s: pd.Series) -> pa.Array:
+    """One table column as an Arrow array of a fixed type (how it was built or read does not matter)."""
+    values = s.tolist()
+    sample = next((v for v in values if v is not None and not (isinstance(v, float) and v != v)), None)
+    if isinstance(sample, bytes | bytearray):
+        return pa.array(values, type=pa.binary())
+    if isinstance(sample, list | tuple | np.ndarray):
+        return pa.array([None if v is None else np.asarray(v, dtype=np.float64) for v in values],
+                        type=pa.list_(pa.float64()))
+    if s.dtype.kind in "iub":
+        return pa.array(s.to_numpy(), type=pa.int64() if s.dtype.kind != "b" else pa.bool_())
+    if s.dtype.kind == "f":
+        return pa.array(s.to_numpy(dtype=np.float64), type=pa.float64())
+    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def run_digest(circuit: Circuit) -> str:
+    """SHA-256 of the tables a run is written from (labels and embeddings aside: they are added to a
+    complete run later). The run key names the computation; the digest tells whether an artifact with
+    that key holds the same circuit as the run in a store."""
+    h = hashlib.sha256()
+    for name in sorted(n for n in TABLES if n not in OPTIONAL_TABLES):
+        df = circuit.tables[name]
+        table = pa.Table.from_arrays([_digest_column(df[c]) for c in df.columns], names=list(df.columns))
+        h.update(f"{name}:{len(df)}\n".encode())
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        h.update(sink.getvalue().to_pybytes())
+    return h.hexdigest()
 
 
 def _json(v: Any) -> str | None:
@@ -297,7 +330,8 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
         "timings": [_json(m.get("timings")) for m in man], "written_at": [None] * len(circuits),
         "n_groups": [len(c.tables["groups"]) for c in circuits],
         "n_nodes": [len(c.tables["nodes"]) for c in circuits],
-        "n_edges": [len(c.tables["edges"]) for c in circuits]})
+        "n_edges": [len(c.tables["edges"]) for c in circuits],
+        "digest": [run_digest(c) for c in circuits]})
     rows.rels[("EXPLAINS", "Run", "Class")] = pd.DataFrame({"src": rk, "dst": ckey})
     groups, nodes = _stack(circuits, "groups"), _stack(circuits, "nodes")
     edges, gedges = _stack(circuits, "edges"), _stack(circuits, "group_edges")
