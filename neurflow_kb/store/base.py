@@ -704,6 +704,14 @@ class BaseStore:
         if missing:
             raise UserError(f"{len(missing)} groups to label are not in {self.describe()} "
                             f"(e.g. {missing[0]!r}); write their runs first")
+        rkey = ("LABELED", "NeuronGroup", "Concept")
+        concepts = pd.DataFrame({"key": labels["concept_key"].astype(str),
+                                 "text": labels["concept"].astype(str),
+                                 "vocabulary": labels["vocabulary"].astype(str)}).drop_duplicates("key")
+        rel = pd.DataFrame({"src": labels["group_key"].astype(str), "dst": labels["concept_key"].astype(str),
+                            "score": labels["score"].astype(float), "rank": labels["rank"].astype("int64"),
+                            "method": labels["method"].astype(str), "encoder": labels["encoder"].astype(str)})
+        check_rows(GraphRows(nodes={"Concept": concepts}, rels={rkey: rel}), "the labels to write")
         combos = labels[["vocabulary", "encoder", "method"]].drop_duplicates()
         for voc, enc, method in combos.itertuples(index=False):
             keys = sorted(set(labels[(labels["vocabulary"] == voc) & (labels["encoder"] == enc)
@@ -712,17 +720,7 @@ class BaseStore:
                         "k.vocabulary = $voc AND l.encoder = $enc AND l.method = $method DELETE l",
                         {"keys": keys, "voc": voc, "enc": enc, "method": method})
         if len(labels):
-            concepts = pd.DataFrame({"key": labels["concept_key"].astype(str),
-                                     "text": labels["concept"].astype(str),
-                                     "vocabulary": labels["vocabulary"].astype(str)}).drop_duplicates("key")
             self._insert_missing("Concept", concepts)
-            rkey = ("LABELED", "NeuronGroup", "Concept")
-            rel = pd.DataFrame({"src": labels["group_key"].astype(str),
-                                "dst": labels["concept_key"].astype(str),
-                                "score": labels["score"].astype(float),
-                                "rank": labels["rank"].astype("int64"),
-                                "method": labels["method"].astype(str),
-                                "encoder": labels["encoder"].astype(str)})
             self._insert_rels(rkey, conform(GraphRows(rels={rkey: rel})).rels[rkey])
         for key, vec, enc in zip(emb["group_key"], emb["embedding"], emb["encoder"], strict=True):
             values = np.asarray(vec, dtype=np.float32).astype(float).tolist()
