@@ -9,6 +9,7 @@ missing. Read queries run on a read-only handle, checked first (see `readonly.py
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +120,7 @@ class LadybugStore(BaseStore):
         self._conn: Any = None
         self._schema_done = False
         self._in_tx = False
+        self._replaced_in_tx = 0
         # a writable store answers read queries from a read-only handle, reopened after each write
         self._ro: tuple[Any, Any] | None = None
         self._generation = 0
@@ -155,6 +157,7 @@ class LadybugStore(BaseStore):
         import ladybug
 
         deadline = time.monotonic() + self.lock_timeout
+        recovered = False
         while True:
             try:
                 return ladybug.Database(str(self.path), read_only=read_only,
@@ -163,7 +166,12 @@ class LadybugStore(BaseStore):
                 msg = str(e)
                 self._raise_no_space(msg, "open")
                 if read_only and "recovery is pending" in msg:
-                    self._finish_recovery()
+                    if self._finish_recovery():
+                        if recovered:        # replayed, yet still pending: it cannot be finished
+                            raise StoreError(f"{self.path} has an unfinished checkpoint that cannot be "
+                                             f"completed{self._space_hint()}; free disk space and run the "
+                                             "command again") from None
+                        recovered = True
                 elif not _transient(msg):
                     raise StoreError(f"cannot open {self.path}: {_first_line(msg)}") from None
                 if time.monotonic() > deadline:
@@ -175,9 +183,9 @@ class LadybugStore(BaseStore):
                                      "or use another --store") from None
                 time.sleep(0.1)
 
-    def _finish_recovery(self) -> None:
-        """A crashed writer left a checkpoint to replay: replay it unless another writer holds the file
-        (then that writer does it); a replay that fails for lack of space is reported at once."""
+    def _finish_recovery(self) -> bool:
+        """A crashed writer left a checkpoint to replay: replay it (True) unless another writer holds the
+        file (False: that writer does it); a replay that fails for lack of space is reported at once."""
         import ladybug
 
         try:
@@ -185,11 +193,16 @@ class LadybugStore(BaseStore):
         except RuntimeError as e:
             msg = str(e)
             if "lock" in msg.lower():
-                return
+                return False
             reason = _no_space(msg) or _first_line(msg)
             raise StoreError(f"{self.path} has an unfinished checkpoint that cannot be completed ({reason}); "
                              "free disk space and run the command again") from None
         db.close()
+        return True
+
+    def _space_hint(self) -> str:
+        free = shutil.disk_usage(self.path.resolve().parent).free
+        return f" (its disk has {free / 2**20:.0f} MB free)" if free < 256 << 20 else ""
 
     def close(self) -> None:
         self._close_reader()
@@ -237,12 +250,13 @@ class LadybugStore(BaseStore):
         reason = _no_space(msg)
         if reason is None:
             return
-        if _COMMITTED in msg:
-            raise StoreError(f"the runs were written to {self.path}, but finishing the file failed "
-                             f"({reason}); free disk space, then any neurflow-kb command on it completes "
-                             "it") from None
-        raise StoreError(f"cannot {doing} {self.path}: {reason}; nothing of this write is visible, free disk "
-                         "space and run it again") from None
+        if _COMMITTED in msg and self._replaced_in_tx:
+            # Ladybug logs deletes but not bulk COPYs: the deletes stay, the new versions are lost
+            raise StoreError(f"writing to {self.path} failed ({reason}) while replacing "
+                             f"{self._replaced_in_tx} run(s): their old versions are gone and the new ones "
+                             "were not kept; free disk space and load them again") from None
+        raise StoreError(f"cannot {doing} {self.path}: {reason}; nothing of this batch was kept (what was "
+                         "written before it is intact), free disk space and run it again") from None
 
     def _exec(self, cypher: str, params: dict[str, Any] | None = None, write: bool = True) -> Any:
         if self._conn is None:
@@ -300,6 +314,7 @@ class LadybugStore(BaseStore):
         self._check_writable()
         self._exec("BEGIN TRANSACTION")
         self._in_tx = True
+        self._replaced_in_tx = 0
         try:
             out = work()
         except BaseException:
@@ -412,6 +427,8 @@ class LadybugStore(BaseStore):
         self._exec(f"COPY {rtype} FROM $df{opts}", {"df": table})
 
     def _delete_run(self, key: str) -> None:
+        if self._in_tx:
+            self._replaced_in_tx += 1
         p = {"k": key}
         self._exec("MATCH ()-[e:INFLUENCES]->() WHERE e.run = $k DELETE e", p)
         self._exec("MATCH (g:NeuronGroup) WHERE g.run = $k DETACH DELETE g", p)

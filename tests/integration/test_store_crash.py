@@ -158,3 +158,55 @@ def test_a_second_writer_gets_a_clear_error(tmp_path, kbh):
 @pytest.fixture(autouse=True)
 def _few_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def _limited(max_bytes: int):
+    """A preexec_fn giving the child a file-size limit (RLIMIT_FSIZE): writes past it fail with EFBIG,
+    as writes on a full disk fail with ENOSPC (SIGXFSZ ignored so the write returns the error)."""
+    import resource
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+    return apply
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_full_disk_gives_one_line_and_leaves_only_complete_runs(tmp_path, kbh, replace):
+    """A load that runs out of file space ends in one line (no traceback); readers then open the file
+    at once (no 60 s wait for a writer that is gone) and see complete runs only; loading again with
+    space completes the knowledge base."""
+    from neurflow_kb.artifact import Circuit
+
+    kb = tmp_path / "kb.lbug"
+    arts = big_artifacts(tmp_path, 12)
+    first = kbh.run_cli(["load", *(arts[:6] if replace else arts[:1]), "--store", str(kb), "--quiet"])
+    assert first.returncode == 0, first.stderr
+    size = kb.stat().st_size
+    cmd = [kbh.cli_path, "load", *arts, "--store", str(kb), "--quiet"] + (["--replace"] if replace else [])
+    full = subprocess.run(cmd, preexec_fn=_limited(size + (256 << 10)), capture_output=True, text=True,
+                          timeout=600)
+    assert full.returncode == 2, (full.stdout[-500:], full.stderr[-2000:])
+    line = full.stderr.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("Error: ") and "File too large" in line, line
+    assert "Traceback" not in full.stderr
+    # a reader that cannot write either (the disk still full) is told so at once, in one line
+    t0 = time.monotonic()
+    stuck = subprocess.run([kbh.cli_path, "query", "runs", "--store", str(kb)], preexec_fn=_limited(size),
+                           capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - t0 < 20, "a reader waited for a writer that is gone"
+    assert stuck.returncode == 0 or (stuck.returncode == 2 and len(stuck.stderr.strip().splitlines()) == 1
+                                     and "free disk space" in stuck.stderr), stuck.stderr
+    t0 = time.monotonic()
+    with LadybugStore(kb, read_only=True) as st:
+        assert time.monotonic() - t0 < 20
+        assert st.run_keys("writing") == []
+        complete = _check_visible_runs_whole(st)
+    assert complete <= {Circuit.load(p).key for p in arts}
+    again = kbh.run_cli(cmd[1:])
+    assert again.returncode == 0, again.stderr
+    circuits = [Circuit.load(p) for p in arts]
+    with LadybugStore(kb, read_only=True) as st:
+        assert set(st.run_keys()) == {c.key for c in circuits}
+        assert st.counts() == kbh.expected_counts(circuits) | {
+            k: 0 for k in ("Concept", "Image", "LABELED", "ACTIVATES")}
