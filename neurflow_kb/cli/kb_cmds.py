@@ -143,6 +143,32 @@ def clip_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return clip_model_options(f)
 
 
+def label_method_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """How concepts are ranked (docs/labels.md): `--label-method`, `--reference`, `--contrast-weight`;
+    the command receives one `label_method` (a `LabelMethod`)."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, label_kind: str, reference: str, contrast_weight: float, **kwargs: Any) -> Any:
+        from ..labels import LabelMethod
+
+        return f(*args, label_method=LabelMethod(label_kind, reference, contrast_weight), **kwargs)
+
+    options = [
+        click.option("--label-method", "label_kind", type=click.Choice(["contrast", "mean"]),
+                     default="contrast", show_default=True,
+                     help="contrast: what sets a group apart from the rest of its run; mean: what its crops "
+                     "show (mean image embedding)."),
+        click.option("--reference", type=click.Choice(["run", "layer"]), default="run", show_default=True,
+                     help="Contrast reference: the run's other groups, or those of the group's layer."),
+        click.option("--contrast-weight", type=click.FloatRange(0.0, 1.0), default=0.75, show_default=True,
+                     help="1: rank by the contrast alone; 0: by the group's own CLIP probability."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 def check_templates(templates: tuple[str, ...]) -> tuple[str, ...]:
     """The --template values (each checked to hold one '{}' for the concept), or the default ensemble."""
     from ..labels import DEFAULT_TEMPLATES
