@@ -127,6 +127,7 @@ def evaluate(s: CircuitSet, fitted: list[tuple[int, Any, Any]], clip: Any) -> tu
             groups.append(ev)
             per_class.append({"set": s.name, "method": name, "class": c,
                               "coverage": planted_coverage(ev["label"], planted),
+                              "coverage_right": planted_coverage(ev.loc[ev["right"], "label"], planted),
                               "ceiling": coverage_ceiling(truths[c], planted, "dominant"),
                               "ceiling_majority": coverage_ceiling(truths[c], planted, "majority"),
                               "method_id": lab.labels["method"].iloc[0]})
@@ -138,7 +139,8 @@ def summarize(groups: pd.DataFrame, classes: pd.DataFrame) -> dict[str, Any]:
     allowed = classes[classes["ceiling"] >= 0.75]
     return {"groups": int(len(groups)), "accuracy": _r(groups["right"].mean()),
             "majority": _r(groups["majority"].mean()), "label_share": _r(groups["share"].mean()),
-            "coverage": _r(classes["coverage"].mean()), "ceiling": _r(classes["ceiling"].mean()),
+            "coverage": _r(classes["coverage"].mean()),
+            "coverage_right": _r(classes["coverage_right"].mean()), "ceiling": _r(classes["ceiling"].mean()),
             "ceiling_majority": _r(classes["ceiling_majority"].mean()),
             "classes_ceiling_075": int(len(allowed)), "classes": int(len(classes)),
             "coverage_where_ceiling_075": _r(allowed["coverage"].mean()),
@@ -233,25 +235,35 @@ def _md(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def bee_labels(groups: pd.DataFrame) -> pd.DataFrame:
-    """Top labels of the demo's bee groups per method, as counts."""
-    from neurflow_kb.world import CLASS_NAMES
+def bee_labels(groups: pd.DataFrame, circuit: Any, clip: Any) -> pd.DataFrame:
+    """The demo's bee groups per method: their top labels (counts), how many are right, and the planted
+    concepts among each group's first two labels (what the demo prints)."""
+    from neurflow_kb.labels import DEFAULT_TEMPLATES, label_circuit
+    from neurflow_kb.world import CLASS_NAMES, CONCEPTS, WORLD_CLASSES
+    from neurflow_kb.world.clip import CONCEPT_TEMPLATES
 
     bee = groups[(groups["set"] == "demo") & (groups["class"] == CLASS_NAMES.index("bee"))]
+    planted = WORLD_CLASSES[CLASS_NAMES.index("bee")].concepts
     rows = []
-    for name in MAIN:
+    for name, method, prompt in METHODS:
+        if name not in MAIN:
+            continue
         part = bee[bee["method"] == name]
-        counts = Counter(part["label"])
+        templates = DEFAULT_TEMPLATES if prompt == "photo" else CONCEPT_TEMPLATES
+        two = label_circuit(circuit, clip, list(CONCEPTS), top_n=2, templates=templates, method=method).labels
         rows.append({"method": name, "bee groups": len(part),
-                     "top labels": ", ".join(f"{k} x{v}" for k, v in counts.most_common()),
-                     "right": int(part["right"].sum())})
+                     "top labels": ", ".join(f"{k} x{v}" for k, v in Counter(part["label"]).most_common()),
+                     "right": int(part["right"].sum()),
+                     "planted concepts in the first two labels": ", ".join(
+                         c for c in planted if c in set(two["concept"]))})
     return pd.DataFrame(rows)
 
 
 def report(lines: list[dict[str, Any]], pooled: dict[str, dict[str, Any]], bee: pd.DataFrame,
            visibility: dict[str, Any], cost_line: dict[str, Any] | None, seconds: float) -> str:
     """The generated part of docs/labels.md."""
-    cols = ["accuracy", "majority", "label_share", "coverage", "ceiling", "coverage_where_ceiling_075",
+    cols = ["accuracy", "majority", "label_share", "coverage", "coverage_right", "ceiling",
+            "coverage_where_ceiling_075",
             "backgrounds", "backgrounds_dominant", "purity"]
     main = pd.DataFrame([{"set": ln["set"], "method": ln["method"], "groups": ln["groups"],
                           **{k: ln[k] for k in cols}} for ln in lines if ln["method"] in MAIN])
@@ -271,7 +283,8 @@ def report(lines: list[dict[str, Any]], pooled: dict[str, dict[str, Any]], bee: 
         "top label is one of the group's dominant concepts (the one its exemplar crops share most, from "
         "the masks; ties all count); majority = shown by at least half of its exemplars (the old rule); "
         "label_share = share of its exemplars showing the label; coverage = share of a class's 4 planted "
-        "concepts named by its groups' top labels; ceiling = the best coverage if every group were named "
+        "concepts named by its groups' top labels (coverage_right: named by a group whose dominant concept "
+        "it is); ceiling = the best coverage if every group were named "
         "by one of its dominant concepts; coverage_where_ceiling_075 = coverage over the classes whose "
         "ceiling is at least 0.75; backgrounds = top labels naming a background (backgrounds_dominant: of "
         "those, the group's dominant concept); purity = mean share of a group's exemplars showing its "
@@ -286,10 +299,8 @@ def report(lines: list[dict[str, Any]], pooled: dict[str, dict[str, Any]], bee: 
         "",
         _md(allm),
         "",
-        "The demo's *bee* (13 groups; its planted concepts circle, yellow, striped, antenna):",
-        "",
-        _md(bee),
-        "",
+        *(["The demo's *bee* (its planted concepts circle, yellow, striped, antenna):", "", _md(bee), ""]
+          if len(bee) else []),
         "What the tiny CLIP sees (AUROC of its per-crop zero-shot probability for a shown against an absent "
         "concept, over all thumbnails): " + ", ".join(f"{k} {v}" for k, v in visibility.items()) + ".",
         "",
@@ -349,12 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [w for w in wanted if w not in {s.name for s in SETS}]
     if unknown:
         raise SystemExit(f"unknown sets {unknown}; choose from {', '.join(s.name for s in SETS)}")
-    classes, groups, fitted_sets = [], [], []
+    classes, groups, fitted_sets, names = [], [], [], []
     for s in SETS:
         if s.name not in wanted:
             continue
         fitted = circuits(s, args.cache)
         fitted_sets.append(fitted)
+        names.append(s.name)
         per_class, res = evaluate(s, fitted, clip)
         classes += per_class
         groups.append(res["groups"])
@@ -380,7 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"benchmark": "labels-cost", **cost_line}), flush=True)
     seconds = time.perf_counter() - started
     if not args.no_docs:
-        write_doc(report(lines, pooled, bee_labels(grp), visibility, cost_line, seconds))
+        from neurflow_kb.world import CLASS_NAMES
+
+        demo = dict(zip(names, fitted_sets, strict=True)).get("demo")
+        bee = bee_labels(grp, demo[CLASS_NAMES.index("bee")][1], clip) if demo else pd.DataFrame()
+        write_doc(report(lines, pooled, bee, visibility, cost_line, seconds))
         print(f"wrote {DOC}", file=sys.stderr)
     return 0
 
