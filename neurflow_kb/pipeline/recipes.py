@@ -172,7 +172,8 @@ def _type_name(hint: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
     if origin in (list, tuple):
         args = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        return f"a list of {_type_name(args[0])}" if args else "a list"
+        plural = {int: "integers", float: "numbers", str: "strings"}.get(args[0]) if args else None
+        return f"a list of {plural or _type_name(args[0])}" if args else "a list"
     if hint is float:
         return "a number"
     return {int: "an integer", str: "a string", bool: "true or false", dict: "a table"}.get(
@@ -211,6 +212,8 @@ def _check_value(value: Any, hint: Any, where: str, key: str) -> None:
     if not _matches(value, hint):
         shown = repr(value)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**62:
+            raise UserError(f"{where}: {key} is too large (got {shown})")
         raise UserError(f"{where}: {key} must be {_type_name(hint)} (got {shown})")
 
 
