@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from neurflow_kb import queries
 from neurflow_kb.artifact import Circuit
 from neurflow_kb.cli import main
-from neurflow_kb.pipeline import Recipe, load_recipe, parse_classes, recipes_dir
 from neurflow_kb.errors import UserError
+from neurflow_kb.pipeline import Recipe, load_recipe, parse_classes, recipes_dir
 from neurflow_kb.store import LadybugStore
 
 RECIPE = """
