@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,23 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 
+# Manifest fields that decide what a circuit is (its run key); see `circuit_key`.
+KEY_FIELDS = ("model", "weights", "target_class", "layers", "data_fingerprint", "config")
+
+
+def circuit_key(manifest: Mapping[str, Any]) -> str:
+    """The run key: a content hash of the manifest's `KEY_FIELDS` (config without execution-only fields).
+
+    The ingest planner computes it before any work to decide whether a saved circuit can be reused."""
+    ident = {k: manifest.get(k) for k in KEY_FIELDS if k != "config"}
+    config = dict(manifest.get("config") or {})
+    for execution_only in EXECUTION_FIELDS:
+        config.pop(execution_only, None)
+    ident["config"] = config
+    blob = json.dumps(ident, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
 def empty_table(name: str) -> pd.DataFrame:
     """An empty DataFrame with the columns and dtypes of table `name`."""
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in TABLES[name].items()})
@@ -127,14 +145,7 @@ class Circuit:
     @property
     def key(self) -> str:
         """Content hash of what determines the circuit (model, weights, class, config, data)."""
-        ident = {k: self.manifest.get(k) for k in ("model", "weights", "target_class", "layers",
-                                                    "data_fingerprint")}
-        config = dict(self.manifest.get("config") or {})
-        for execution_only in EXECUTION_FIELDS:
-            config.pop(execution_only, None)
-        ident["config"] = config
-        blob = json.dumps(ident, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return circuit_key(self.manifest)
 
     # -- views ----------------------------------------------------------------------------------
     def strongest_groups(self, per_layer: int = 3) -> pd.DataFrame:
