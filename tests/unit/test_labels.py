@@ -169,6 +169,16 @@ def test_unreachable_host_is_noticed_quickly() -> None:
 
 # -- the method --------------------------------------------------------------------------------------
 
+def _direct_text(model, tokenizer, concepts) -> torch.Tensor:
+    """[V, D] prompt-ensembled concept embeddings computed with open_clip directly."""
+    text = []
+    for c in concepts:
+        t = model.encode_text(tokenizer([tpl.format(c) for tpl in DEFAULT_TEMPLATES]))
+        t = torch.nn.functional.normalize(t, dim=-1).mean(0)
+        text.append(t / t.norm())
+    return torch.stack(text).double()
+
+
 def test_mean_method_scores_match_a_direct_computation(random_clip_dir: Path) -> None:
     import open_clip
 
@@ -186,12 +196,7 @@ def test_mean_method_scores_match_a_direct_computation(random_clip_dir: Path) ->
     tok = open_clip.get_tokenizer(f"local-dir:{random_clip_dir}")
     model.eval()
     with torch.no_grad():
-        text = []
-        for c in concepts:
-            t = model.encode_text(tok([tpl.format(c) for tpl in DEFAULT_TEMPLATES]))
-            t = torch.nn.functional.normalize(t, dim=-1).mean(0)
-            text.append(t / t.norm())
-        text_m = torch.stack(text).double()
+        text_m = _direct_text(model, tok, concepts)
         scale = float(model.logit_scale.exp())
         for key, pngs in thumbs.items():
             img = model.encode_image(torch.stack([preprocess(to_pil(p)) for p in pngs]))
@@ -242,14 +247,9 @@ def test_label_circuit_fills_the_artifact_tables_and_round_trips(random_clip_dir
 def _crop_distributions(model, preprocess, tokenizer, pngs, concepts) -> np.ndarray:
     """[n, V] zero-shot distributions of crops, computed with open_clip directly."""
     with torch.no_grad():
-        text = []
-        for c in concepts:
-            t = model.encode_text(tokenizer([tpl.format(c) for tpl in DEFAULT_TEMPLATES]))
-            t = torch.nn.functional.normalize(t, dim=-1).mean(0)
-            text.append(t / t.norm())
         img = model.encode_image(torch.stack([preprocess(to_pil(p)) for p in pngs]))
         img = torch.nn.functional.normalize(img, dim=-1).double()
-        sim = img @ torch.stack(text).double().T
+        sim = img @ _direct_text(model, tokenizer, concepts).T
         return torch.softmax(float(model.logit_scale.exp()) * sim, dim=1).numpy()
 
 
