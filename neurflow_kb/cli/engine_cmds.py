@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
@@ -88,21 +86,8 @@ def resolve_class(cls: str | int, names: list[str] | None, num_classes: int) -> 
 
 
 def save_atomically(circuit, out: str) -> Path:
-    """Write the artifact to a temporary sibling folder, then move it into place (never half-written)."""
-    target = Path(out)
-    if target.exists() and not (target / "manifest.json").is_file() and any(target.iterdir()):
-        raise UserError(f"{target} exists and is not a circuit artifact; choose an empty or new --out folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        circuit.save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return target
+    """`Circuit.save`: atomic, and only over folders neurflow-kb wrote (kept for the commands' callers)."""
+    return circuit.save(out)
 
 
 def print_circuit(circuit, per_layer: int = 3) -> None:
@@ -128,6 +113,9 @@ def print_circuit(circuit, per_layer: int = 3) -> None:
 @engine_options
 def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw) -> None:
     """Compute one class circuit and save it as an artifact (Parquet + JSON)."""
+    from ..folders import check_destination
+
+    check_destination(out)  # refuse a user's folder, a file or a link before computing anything
     result = compute_circuit(model, images, cls, **kw)
     path = save_atomically(result, out)
     print_circuit(result, per_layer)

@@ -45,10 +45,14 @@ def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, cli
 
     templates = check_templates(templates)
     paths = [Path(a) for a in artifacts]
-    for p in paths:
-        if not (p / "manifest.json").is_file():
-            raise UserError(f"{p} is not a circuit artifact (no manifest.json); pass folders written by "
-                            "`neurflow-kb circuit --out`")
+    if paths:
+        from ..folders import check_destination
+
+        for p in paths:
+            if not (p / "manifest.json").is_file():
+                raise UserError(f"{p} is not a circuit artifact (no manifest.json); pass folders written by "
+                                "`neurflow-kb circuit --out`")
+            check_destination(p, flag="artifact")  # rewritten in place: only folders neurflow-kb wrote
     vocab = load_vocabulary(vocabulary)
     clip = open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, device)
     if paths:

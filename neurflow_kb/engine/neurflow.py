@@ -380,7 +380,8 @@ class NeurFlow:
         names = adapter.class_names
         config = dict(cfg.to_dict(), layers=chain)
         manifest = {
-            "model": adapter.name, "weights": adapter.weights, "arch": type(adapter.model).__name__,
+            "model": adapter.name, "weights": adapter.weights, "weights_source": adapter.weights_source,
+            "arch": type(adapter.model).__name__, "preprocess": adapter.preprocess.to_dict(),
             "num_classes": adapter.num_classes, "target_class": target,
             "class_name": names[target] if names else str(target),
             "layers": chain, "channels": {name: int(pooled[name].shape[1]) for name in chain},
