@@ -2,9 +2,10 @@
 
 Weights are identified by a SHA-256 over their tensors (names, dtypes, shapes and bytes, in name order):
 ``sha256:<first 16 hex digits>``. A weights file's id is cached by (path, size, mtime_ns) in a small JSON
-file under the user's cache folder, so a second run does not hash a large file again. A custom module
-without a user-given name is named after its class and a hash of its architecture (module types, their
-settings and the tensor names and shapes), so two different modules never share a name by default.
+file under the user's cache folder, so a second run does not hash a large file again (an entry is not
+trusted when the file changed within two seconds before it was hashed, as git does for its index). A
+custom module without a user-given name is named after its class and a hash of its architecture (module
+types, their settings and the tensor names and shapes), so two different modules never share a name.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -97,12 +99,17 @@ def cache_dir() -> Path:
     return Path(base) / "neurflow-kb"
 
 
-def _file_key(path: Path, context: str) -> tuple[str, str] | None:
+#: A file modified this close to the moment it was hashed may change again within the same timestamp
+#: tick; its cache entry is not trusted (git's "racy clean" rule).
+_RACY_NS = 2_000_000_000
+
+
+def _stat_key(path: Path, context: str) -> tuple[str, str, int] | None:
     try:
         st = path.stat()
     except OSError:
         return None
-    return str(path.resolve()), f"{st.st_size}:{st.st_mtime_ns}:{context}"
+    return str(path.resolve()), f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{context}", st.st_mtime_ns
 
 
 def _read_cache() -> dict[str, Any]:
@@ -114,24 +121,33 @@ def _read_cache() -> dict[str, Any]:
 
 
 def cached_file_id(path: str | os.PathLike[str], context: str) -> str | None:
-    """The content id recorded for this file (same path, size and mtime_ns, same `context`), if any."""
-    key = _file_key(Path(path), context)
+    """The content id recorded for this file (same path, size, mtime_ns and inode, same `context`), if
+    the file had not been modified within two seconds before it was hashed."""
+    key = _stat_key(Path(path), context)
     if key is None:
         return None
     entry = _read_cache().get(key[0])
-    if isinstance(entry, dict) and entry.get("stamp") == key[1] and isinstance(entry.get("id"), str) \
-            and re.fullmatch(r"sha256:[0-9a-f]{16}", entry["id"]):
-        return entry["id"]
-    return None
+    if not isinstance(entry, dict) or entry.get("stamp") != key[1]:
+        return None
+    hashed_at, weights_id = entry.get("hashed_at"), entry.get("id")
+    if not isinstance(hashed_at, int) or key[2] > hashed_at - _RACY_NS:
+        return None
+    if not isinstance(weights_id, str) or not re.fullmatch(r"sha256:[0-9a-f]{16}", weights_id):
+        return None
+    return weights_id
 
 
-def remember_file_id(path: str | os.PathLike[str], context: str, weights_id: str) -> None:
-    """Record a file's content id (best effort: a cache that cannot be written is skipped)."""
-    key = _file_key(Path(path), context)
+def remember_file_id(path: str | os.PathLike[str], context: str, weights_id: str,
+                     hashed_at: int | None = None) -> None:
+    """Record a file's content id (best effort: a cache that cannot be written is skipped). `hashed_at`
+    (ns) is when the file was read; by default now."""
+    key = _stat_key(Path(path), context)
     if key is None:
         return
     data = _read_cache()
-    data[key[0]] = {"stamp": key[1], "id": weights_id}
+    data.pop(key[0], None)
+    data[key[0]] = {"stamp": key[1], "id": weights_id,
+                    "hashed_at": time.time_ns() if hashed_at is None else int(hashed_at)}
     if len(data) > _CACHE_LIMIT:
         data = dict(list(data.items())[-_CACHE_LIMIT:])
     folder = cache_dir()

@@ -25,6 +25,7 @@ Default chains (whole blocks, bottom -> top, class logits last):
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,6 +287,7 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
     """
     spec = _spec(name)
     weights = str(weights)
+    read_at = time.time_ns()          # before a weights file is read (see identity's racy-entry rule)
     if spec.name == _LITE0:
         built = _build_lite0(weights, seed)
     elif spec.name == _WORLD:
@@ -301,7 +303,7 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
         if known is not None:
             adapter._adopt_digest(known)
         else:
-            remember_file_id(path, spec.name, adapter.weights)
+            remember_file_id(path, spec.name, adapter.weights, hashed_at=read_at)
     return adapter.to(device)
 
 
