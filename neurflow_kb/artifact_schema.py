@@ -313,6 +313,7 @@ def read_table(path: Path, name: str, columns: dict[str, str]) -> pd.DataFrame:
             fail(where, f"column '{col}'", f"has type {t}, expected {_expected(name, col, dtype)}")
     try:
         table = pf.read(columns=list(columns))
+        table.validate(full=True)          # offsets, UTF-8 of every string: corrupt data fails here
         for col, dtype in columns.items():
             arr = table.column(col)
             if arr.null_count and dtype != "float64":   # missing numbers read as NaN (checked below)
@@ -504,6 +505,9 @@ def validate_circuit(manifest: dict[str, Any], tables: dict[str, pd.DataFrame], 
     edges.bad(np.abs(edges.col("weight")) > 1 + 1e-6, "weight", "weights are L1-normalised, |weight| <= 1")
     edges.bad(~np.isin(_codes(ed, edges.col("neuron"), edges.col("subconcept")), node_ids), "subconcept",
               "names a node (neuron, sub-concept) that nodes.parquet lacks")
+    core_ids = _codes(cd, core.col("neuron"), core.col("lower_neuron"))
+    edges.bad(~np.isin(_codes(ed, edges.col("neuron"), edges.col("lower_neuron")), core_ids), "lower_neuron",
+              "is not a core neuron of the edge's upper neuron in core.parquet")
 
     # group edges
     ged = depth_layer(gedges, lo=2, lower=True)

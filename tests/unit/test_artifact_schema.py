@@ -143,8 +143,9 @@ def test_cli_load_refuses_bad_artifacts_before_writing_anything(base: Path, tmp_
     kb = tmp_path / "kb.lbug"
     one_line_error(invoke(["load", str(bad), "--store", str(kb), "--quiet"]), "target_class")
     assert _runs(kb, "writing") == [] and _runs(kb, "complete") == []
-    # the good artifact first, the bad one second: still nothing is written
-    one_line_error(invoke(["load", str(good), str(bad), "--store", str(kb), "--quiet"]), str(bad))
+    # the good artifact first, the bad one second, one write per artifact: still nothing is written
+    one_line_error(invoke(["load", str(good), str(bad), "--store", str(kb), "--quiet",
+                           "--batch-relationships", "1"]), str(bad))
     assert _runs(kb, "writing") == [] and _runs(kb, "complete") == []
     dangling = _copy(base, tmp_path / "dangling")
     edit_table(dangling, "group_edges", lambda df: _set(df, "group", 55))
