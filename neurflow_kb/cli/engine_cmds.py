@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -73,16 +74,18 @@ def compute_circuit(model: str, images: str, cls: str, **kw):
 def resolve_class(cls: str | int, names: list[str] | None, num_classes: int) -> int:
     """A class index from an index or a (case-insensitive) class name."""
     text = str(cls).strip()
-    if text.lstrip("-").isdigit():
+    if re.fullmatch(r"-?[0-9]+", text):
         index = int(text)
         if not 0 <= index < num_classes:
-            raise UserError(f"class {index} is out of range (the model has {num_classes} classes: "
+            shown = text if len(text) <= 30 else text[:27] + "..."
+            raise UserError(f"class {shown} is out of range (the model has {num_classes} classes: "
                             f"0..{num_classes - 1})")
         return index
     lowered = [n.lower() for n in names or []]
     if text.lower() in lowered:
         return lowered.index(text.lower())
-    raise UserError(f"unknown class {text!r}; give a class index 0..{num_classes - 1} or an exact class name")
+    raise UserError(f"unknown class {text[:80]!r}; give a class index 0..{num_classes - 1} or an exact class "
+                    "name")
 
 
 def save_atomically(circuit, out: str) -> Path:

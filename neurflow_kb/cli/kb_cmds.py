@@ -231,7 +231,10 @@ def query() -> None:
 
 
 def _class_arg(text: str) -> int | str:
-    return int(text) if text.strip().lstrip("-").isdigit() else text
+    from ..queries import class_index
+
+    index = class_index(text)
+    return text if index is None else index
 
 
 @query.command("drivers")
