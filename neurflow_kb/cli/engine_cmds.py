@@ -62,12 +62,12 @@ def compute_circuit(model: str, images: str, cls: str, **kw):
     from ..engine import NeurFlow
     from ..models import get_adapter
 
+    config = build_config(**kw)          # bad settings fail before a model is built
     adapter = get_adapter(model, weights=kw["weights"], layers=parse_layers(kw.get("layers")),
                           device=kw["device"], seed=kw["seed"])
     target = resolve_class(cls, adapter.class_names, adapter.num_classes)
     imageset = load_images(images, adapter.preprocess, class_names=adapter.class_names,
                            max_images=kw.get("max_images"))
-    config = build_config(**kw)
     return NeurFlow(config).fit(adapter, imageset, target, progress=not kw.get("quiet"))
 
 

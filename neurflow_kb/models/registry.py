@@ -196,6 +196,8 @@ def _load_into(model: nn.Module, state: dict[str, torch.Tensor], name: str, sour
 
 
 def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**63:
+        raise UserError(f"seed must be a 64-bit integer (got {str(seed)[:30]})")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()

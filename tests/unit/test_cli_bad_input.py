@@ -94,3 +94,13 @@ def test_huge_or_odd_class_numbers_for_circuit_and_debug(tmp_path: Path, cls: st
     image = next(images.rglob("*.png"))
     r = invoke(["debug", str(image), "--model", "world", "--class", cls, "-o", str(tmp_path / "x.html")])
     one_line_error(r, "class")
+
+
+@pytest.mark.parametrize(("option", "needle"), [("--seed", "seed"), ("--ig-steps", "ig_steps"),
+                                                ("--top-k", "top_k"), ("--batch-size", "batch_size")])
+def test_huge_engine_settings_fail_before_any_work(tmp_path: Path, option: str, needle: str) -> None:
+    images = world_images(tmp_path / "images")
+    r = invoke(["circuit", "--model", "world", "--images", str(images), "--class", "0", "--out",
+                str(tmp_path / "out"), *SMALL_CLI, option, HUGE])
+    one_line_error(r, needle)
+    assert not (tmp_path / "out").exists()
