@@ -62,7 +62,7 @@ def _plain_name(name: str) -> bool:
 def check_destination(target: str | Path, flag: str = "--out") -> Path:
     """Raise `UserError` unless `target` may be written: absent, an empty folder, or a folder neurflow-kb
     wrote (its marker) holding only the files it wrote. Called before any work, and again by the save."""
-    path = Path(target)
+    path = Path(os.path.abspath(target))          # absolute, '..' removed, symbolic links kept
     if path.is_symlink():
         raise UserError(f"{flag} {path} is a symbolic link; give the real folder path (neurflow-kb does not "
                         "write through links)")
@@ -70,7 +70,11 @@ def check_destination(target: str | Path, flag: str = "--out") -> Path:
         return path
     if not path.is_dir():
         raise UserError(f"{flag} {path} exists and is not a folder; give a new folder path")
-    names = sorted(p.name for p in path.iterdir())
+    try:
+        names = sorted(p.name for p in path.iterdir())
+    except OSError as exc:
+        raise UserError(f"{flag} {path} cannot be read ({exc.strerror or exc}); check its permissions"
+                        ) from None
     if not names:
         return path
     marker = read_marker(path)
@@ -91,9 +95,8 @@ def replace_folder(target: str | Path, fill: Callable[[Path], Iterable[str]], *,
     """Write a folder atomically: `fill(tmp)` writes its files into a fresh sibling and returns their
     names; the sibling gets the marker and takes the place of `target` (which must pass
     `check_destination`). Returns `target`."""
-    path = Path(target)
-    check_destination(path, flag)
-    parent = path.parent if str(path.parent) else Path(".")
+    path = check_destination(target, flag)
+    parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -111,7 +114,11 @@ def replace_folder(target: str | Path, fill: Callable[[Path], Iterable[str]], *,
             raise UserError(f"could not write {path}: {exc.strerror or exc}; free space or pick another "
                             f"{flag} - the previous contents are unchanged") from None
         check_destination(path, flag)          # once more: nothing foreign may have appeared meanwhile
-        _swap_into_place(tmp, path)
+        try:
+            _swap_into_place(tmp, path)
+        except OSError as exc:
+            raise UserError(f"could not put {path} in place: {exc.strerror or exc} - the previous contents "
+                            "are unchanged") from None
     finally:
         if tmp.exists():
             remove_ours(tmp)
@@ -152,7 +159,11 @@ def _swap_into_place(tmp: Path, path: Path) -> None:
     old = _new_sibling(path, "old")
     old.rmdir()
     os.rename(path, old)
-    os.rename(tmp, path)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.rename(old, path)               # put the previous folder back
+        raise
     remove_ours(old)
 
 

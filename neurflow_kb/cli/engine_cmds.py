@@ -89,7 +89,8 @@ def resolve_class(cls: str | int, names: list[str] | None, num_classes: int) -> 
 
 
 def save_atomically(circuit, out: str) -> Path:
-    """`Circuit.save`: atomic, and only over folders neurflow-kb wrote (kept for the commands' callers)."""
+    """`Circuit.save` (atomic, only over folders neurflow-kb wrote); kept for `ingest` until it moves to
+    the pipeline."""
     return circuit.save(out)
 
 
@@ -120,7 +121,7 @@ def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw) -
 
     check_destination(out)  # refuse a user's folder, a file or a link before computing anything
     result = compute_circuit(model, images, cls, **kw)
-    path = save_atomically(result, out)
+    path = result.save(out)
     print_circuit(result, per_layer)
     click.echo(f"saved {path}")
 
