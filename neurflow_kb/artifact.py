@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,16 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 
-def circuit_key(manifest: dict[str, Any]) -> str:
-    """Content hash of what determines a circuit: model, weights id, class, layer chain, preprocessing,
-    data fingerprint and the config without execution-only fields (device, batch sizes, TF32)."""
-    ident = {k: manifest.get(k) for k in ("model", "weights", "target_class", "layers", "preprocess",
-                                           "data_fingerprint")}
+# Manifest fields that decide what a circuit is (its run key); see `circuit_key`.
+KEY_FIELDS = ("model", "weights", "target_class", "layers", "preprocess", "data_fingerprint", "config")
+
+
+def circuit_key(manifest: Mapping[str, Any]) -> str:
+    """The run key: a content hash of the manifest's `KEY_FIELDS` (model, weights id, class, layer chain,
+    preprocessing, data fingerprint, and the config without execution-only fields).
+
+    The ingest planner computes it before any work to decide whether a saved circuit can be reused."""
+    ident = {k: manifest.get(k) for k in KEY_FIELDS if k != "config"}
     config = dict(manifest.get("config") or {})
     for execution_only in EXECUTION_FIELDS:
         config.pop(execution_only, None)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
 
-from ..errors import UserError
+from ..pipeline.classes import resolve_class
 from . import main
 
 _CHOICES_FILTER = click.Choice(["predicted", "true", "all"])
@@ -29,7 +28,8 @@ def engine_options(f):
         click.option("--filter", "class_filter", type=_CHOICES_FILTER, default="predicted",
                      show_default=True, help="Which images count: predicted as the class, true label, all."),
         click.option("--max-nodes", type=int, default=None, help="Cap on nodes per layer."),
-        click.option("--max-images", type=int, default=None, help="Use at most this many images."),
+        click.option("--max-images", type=int, default=None,
+                     help="Images per class after class filtering (a seeded choice when more qualify)."),
         click.option("--device", default="cpu", show_default=True),
         click.option("--seed", default=0, show_default=True, type=int),
         click.option("--batch-size", default=64, show_default=True, type=int),
@@ -57,8 +57,9 @@ def parse_layers(layers: str | None) -> list[str] | None:
 
 
 def compute_circuit(model: str, images: str, cls: str, **kw):
-    """Adapter + images + class name/index -> Circuit (the work behind `circuit` and `ingest`)."""
-    from ..data import load_images
+    """Adapter + images + class name/index -> Circuit (the work behind `circuit`): one streamed prediction
+    pass over the images, then only the class's images (at most --max-images, seeded choice) are decoded."""
+    from ..data import select_images
     from ..engine import NeurFlow
     from ..models import get_adapter
 
@@ -66,32 +67,10 @@ def compute_circuit(model: str, images: str, cls: str, **kw):
     adapter = get_adapter(model, weights=kw["weights"], layers=parse_layers(kw.get("layers")),
                           device=kw["device"], seed=kw["seed"])
     target = resolve_class(cls, adapter.class_names, adapter.num_classes)
-    imageset = load_images(images, adapter.preprocess, class_names=adapter.class_names,
-                           max_images=kw.get("max_images"))
+    imageset = select_images(images, adapter, target, config.class_filter, max_images=kw.get("max_images"),
+                             seed=config.seed, batch_size=config.batch_size, device=config.device,
+                             progress=not kw.get("quiet"))
     return NeurFlow(config).fit(adapter, imageset, target, progress=not kw.get("quiet"))
-
-
-def resolve_class(cls: str | int, names: list[str] | None, num_classes: int) -> int:
-    """A class index from an index or a (case-insensitive) class name."""
-    text = str(cls).strip()
-    if re.fullmatch(r"-?[0-9]+", text):
-        index = int(text)
-        if not 0 <= index < num_classes:
-            shown = text if len(text) <= 30 else text[:27] + "..."
-            raise UserError(f"class {shown} is out of range (the model has {num_classes} classes: "
-                            f"0..{num_classes - 1})")
-        return index
-    lowered = [n.lower() for n in names or []]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    raise UserError(f"unknown class {text[:80]!r}; give a class index 0..{num_classes - 1} or an exact class "
-                    "name")
-
-
-def save_atomically(circuit, out: str) -> Path:
-    """`Circuit.save` (atomic, only over folders neurflow-kb wrote); kept for `ingest` until it moves to
-    the pipeline."""
-    return circuit.save(out)
 
 
 def print_circuit(circuit, per_layer: int = 3) -> None:

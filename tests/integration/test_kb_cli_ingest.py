@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from neurflow_kb import queries
 from neurflow_kb.artifact import Circuit
 from neurflow_kb.cli import main
-from neurflow_kb.cli.kb_cmds import load_recipe, parse_classes, recipes_dir
 from neurflow_kb.errors import UserError
+from neurflow_kb.pipeline import Recipe, load_recipe, parse_classes, recipes_dir
 from neurflow_kb.store import LadybugStore
 
 RECIPE = """
@@ -107,9 +107,9 @@ def test_recipes_and_class_lists():
     assert {"resnet50", "googlenet", "alexnet", "vit_b_16", "efficientnet-lite0"} <= names
     for name in names:
         rec = load_recipe(name)
-        assert rec["model"] and rec["layers"] and rec["neurflow"]["tau"] == 16
-    assert load_recipe("efficientnet_lite0")["model"] == "efficientnet_lite0"
-    assert load_recipe("resnet18") == {"model": "resnet18"}  # no recipe: the adapter's defaults
+        assert rec.model and rec.layers and rec.neurflow["tau"] == 16 and rec.config().tau == 16
+    assert load_recipe("efficientnet_lite0").model == "efficientnet_lite0"
+    assert load_recipe("resnet18") == Recipe(model="resnet18")  # no recipe: the adapter's defaults
     classes = ["tench", "goldfish", "great white shark", "tiger shark"]
     assert parse_classes("3, 0-1,Great White Shark,1", classes, 4) == [3, 0, 1, 2]
     assert parse_classes("all", classes, 4) == [0, 1, 2, 3]
