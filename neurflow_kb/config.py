@@ -65,9 +65,11 @@ class NeurFlowConfig:
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:
                 continue
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or not lo <= value <= hi:
-                shown = str(value)[:30]
-                raise UserError(f"{name} must be an integer in {lo}..{hi} (got {shown})")
+            shown = str(value)[:30]
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise UserError(f"{name} must be an integer (got {shown})")
+            if not lo <= value <= hi:
+                raise UserError(f"{name} must be {f'>= {lo}' if value < lo else f'<= {hi}'} (got {shown})")
             setattr(self, name, int(value))
         try:
             self.granularities = tuple(float(g) for g in self.granularities)
