@@ -23,7 +23,7 @@ from .errors import UserError
 #: Upper bounds (an artifact beyond them is refused, not allocated).
 MAX_CLASSES = 1_000_000
 MAX_CHANNELS = 1_000_000
-MAX_NEURONS = 20_000_000          # all layers of a chain together (the store writes one node each)
+MAX_NEURONS = 4_000_000           # all layers of a chain together (the store writes one node each)
 MAX_LAYERS = 1_000
 MAX_ROWS = 50_000_000             # per table
 MAX_TABLE_BYTES = 4 << 30         # uncompressed, per table
