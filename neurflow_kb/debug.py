@@ -162,7 +162,7 @@ def _load_image(image: Any, adapter: Any) -> tuple[Any, bytes, str]:
         p = Path(image)
         if not p.is_file():
             raise UserError(f"image {p} does not exist; give an image file (PNG, JPEG, ...)")
-        from .labels.images import open_rgb
+        from .data import open_rgb
 
         data = p.read_bytes()
         return adapter.preprocess(open_rgb(data, name=str(p))), data, str(p)

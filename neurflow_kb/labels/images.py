@@ -4,32 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
-import warnings
-from pathlib import Path
 from typing import Any
 
+from ..data.stream import open_rgb
 from ..errors import UserError
-
-
-def open_rgb(source: str | Path | bytes, name: str | None = None) -> Any:
-    """Decode an image file (a path or its bytes) to an RGB PIL image, refusing decompression bombs.
-
-    Pillow only warns between its pixel limit (`PIL.Image.MAX_IMAGE_PIXELS`) and twice that, and decodes
-    the image anyway; here both are one-line `UserError`s, as is a file Pillow cannot read."""
-    from PIL import Image
-
-    what = name or (str(source) if isinstance(source, str | Path) else "the image")
-    fp = io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray | memoryview) else source
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(fp) as im:
-                return im.convert("RGB")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f"{what} has more pixels than Pillow's safety limit of {Image.MAX_IMAGE_PIXELS} (a "
-                        "decompression bomb?); give a smaller image") from None
-    except (OSError, ValueError, SyntaxError):
-        raise UserError(f"{what} is not an image Pillow can read; give a PNG or JPEG file") from None
 
 
 def to_pil(image: Any) -> Any:
