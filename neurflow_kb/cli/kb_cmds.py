@@ -232,6 +232,8 @@ def load(artifacts: tuple[str, ...], replace: bool, batch_relationships: int | N
         if not p.is_dir():
             raise UserError(f"{p} is not a folder; pass circuit artifact folders (from `neurflow-kb circuit "
                             "--out`)")
+    for p in paths:   # every artifact passes the schema before anything is written (read again below)
+        Circuit.load(p)
     t0 = time.perf_counter()
     with opts.open() as store:
         if batch_relationships:
@@ -255,7 +257,10 @@ def query() -> None:
 
 
 def _class_arg(text: str) -> int | str:
-    return int(text) if text.strip().lstrip("-").isdigit() else text
+    from ..queries import class_index
+
+    index = class_index(text)
+    return text if index is None else index
 
 
 @query.command("drivers")
