@@ -521,12 +521,13 @@ _CONFIG_OPTIONS = {"tau": "tau", "top_k": "top_k", "ig_steps": "ig_steps", "stra
               help="Processes decoding images in the prediction pass (default: CPU cores - 1; 0: none).")
 @engine_options
 @clip_options
+@label_method_options
 @store_options
 @click.pass_context
 def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, artifacts: str,
            replace: bool, do_label: bool, skip_bad_images: bool, workers: int | None, opts: StoreOptions,
            clip_model: str, clip_pretrained: str, clip_checkpoint: str | None, vocabulary: str, top_n: int,
-           templates: tuple[str, ...], **kw: Any) -> None:
+           templates: tuple[str, ...], label_method: Any, **kw: Any) -> None:
     """Compute class circuits of a model (a recipe from ingest/ or a built-in model name) and write them
     to the knowledge base; circuits already saved under --artifacts are reused. One prediction pass over
     the images (cached) selects each class's images; --max-images caps the images per class. Classes
@@ -544,7 +545,8 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
 
         templates = check_templates(templates)
         labels = LabelSpec(open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, kw["device"]),
-                           load_vocabulary(vocabulary), top_n=top_n, templates=templates)
+                           load_vocabulary(vocabulary), top_n=top_n, templates=templates,
+                           method=label_method)
     rec = load_recipe(recipe)
     given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     if "weights" in given:

@@ -261,3 +261,9 @@ def test_ingest_label_writes_labelled_runs(tmp_path) -> None:
     # a second ingest reuses the labelled circuits and changes nothing
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and again.output.count("skipped class") == 2, again.output
+    # another label method relabels the saved circuits; the store keeps both methods' labels
+    mean = CliRunner().invoke(main, [*args, "--label-method", "mean"])
+    assert mean.exit_code == 0 and mean.output.count("labelled class") == 2, mean.output
+    with LadybugStore(kb, read_only=True) as st:
+        methods = set(st.run_query("MATCH ()-[l:LABELED]->() RETURN DISTINCT l.method AS m")["m"])
+    assert methods == {"clip-mean-softmax", "clip-contrast-run-0.75"}
