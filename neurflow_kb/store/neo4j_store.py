@@ -315,12 +315,24 @@ class Neo4jStore(BaseStore):
         return neo4j_plan_refusal(summary.plan, summary.query_type, summary.database, self._home_db)
 
     def init_schema(self) -> None:
-        """Create the constraints and indexes of `cypher/schema.cypher` (idempotent)."""
+        """Create the constraints and indexes of `cypher/schema.cypher` (idempotent, also when several
+        writers do it at once: `IF NOT EXISTS` does not cover a rule another transaction is creating)."""
+        import neo4j
+        from neo4j import exceptions as ex
+
         if self._schema_done:
             return
         self._check_writable()
+        if self._driver is None:
+            self.open()
         for stmt in schema_statements("neo4j"):
-            self._execute(stmt, {}, write=True)
+            try:
+                self._driver.execute_query(stmt, database_=self.database, routing_=neo4j.RoutingControl.WRITE)
+            except ex.ClientError as e:
+                if not (e.code or "").endswith(("EquivalentSchemaRuleAlreadyExists", "AlreadyExists")):
+                    self._guard(_reraise, e)
+            except Exception as e:  # noqa: BLE001 - connection errors become one line
+                self._guard(_reraise, e)
         self._schema_done = True
 
     def _batches(self, rows: list[Any]) -> list[_Rows]:

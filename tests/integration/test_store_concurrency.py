@@ -49,13 +49,13 @@ while not stop.exists() and done < limit:
 """
 
 
-def big_artifacts(root: Path, n: int, version: str = "v1") -> list[str]:
+def big_artifacts(root: Path, n: int, version: float = 1.0) -> list[str]:
     """`n` saved ResNet-50-shaped circuits (about 5,000 relationships each); `version` goes into their
     timings (same run keys, a version a query can tell apart)."""
     paths = []
     for i in range(n):
         c = synthetic_circuit(i, nodes_per_layer=(3, 24, 100, 200))
-        c.manifest["timings"] = {"version": version}
+        c.manifest["timings"] = {"version": version}            # a number: timings are seconds
         paths.append(str(c.save(root / f"art{i:03d}")))
     return paths
 
@@ -114,8 +114,8 @@ def test_replace_swaps_runs_without_a_gap(store_kind, tmp_path, request, kbh):
     sees all 40 runs, each whole and either its old or its new version (the embedded store swaps the
     whole batch at once)."""
     n = 40
-    old = big_artifacts(tmp_path / "old", n, "old")
-    new = big_artifacts(tmp_path / "new", n, "new")
+    old = big_artifacts(tmp_path / "old", n, 1.0)
+    new = big_artifacts(tmp_path / "new", n, 2.0)
     old_c, new_c = [Circuit.load(p) for p in old], [Circuit.load(p) for p in new]
     assert [c.key for c in old_c] == [c.key for c in new_c]
     kb = tmp_path / "kb.lbug"
@@ -123,7 +123,7 @@ def test_replace_swaps_runs_without_a_gap(store_kind, tmp_path, request, kbh):
     server = request.getfixturevalue("neo4j_clean") if store_kind == "neo4j" else None
     first = kbh.run_cli(["load", *old, *args, "--quiet"], env=env)
     assert first.returncode == 0, first.stderr
-    old_v, new_v = '{"version": "old"}', '{"version": "new"}'
+    old_v, new_v = '{"version": 1.0}', '{"version": 2.0}'
     stop = tmp_path / "stop"
     readers = _readers(kb, stop, 3, 10_000) if store_kind == "ladybug" else []
     load = subprocess.Popen([kbh.cli_path, "load", *new, *args, "--replace", "--quiet"], env=env,
@@ -211,12 +211,10 @@ def _writers(server, tmp_path: Path, orders: list[list[int]], batch: int = 1) ->
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for order in orders]
     time.sleep(3.0)   # all of them connected and waiting
     start.touch()
-    outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=600)
+    done = [p.communicate(timeout=600) for p in procs]       # every writer reaped before asserting
+    for p, (_, err) in zip(procs, done, strict=True):
         assert p.returncode == 0, err[-3000:]
-        outs.append(json.loads(out.strip().splitlines()[-1]))
-    return outs
+    return [json.loads(out.strip().splitlines()[-1]) for out, _ in done]
 
 
 def _race_circuits(classes):
@@ -302,19 +300,22 @@ def test_a_stale_claim_is_taken_over_and_a_live_one_waited_for(neo4j_store, kbh,
     assert time.monotonic() - t0 >= 3.0
 
     leave_claim(finishing.key, 60_000)
+    other_status: list[str] = []
 
     def other_writer_finishes() -> None:
         time.sleep(2.0)
         with Neo4jStore(st.uri, user=st.user, password=st._password, database=st.database) as other:
             other.delete_run(finishing.key)       # the other writer's own leftover, then its write
-            other.write_circuit(finishing)
+            other_status.append(other.write_circuit(finishing).status)
 
     t = threading.Thread(target=other_writer_finishes)
     t.start()
     t0 = time.monotonic()
     res = st.write_circuit(finishing)
     t.join()
-    assert res.status == "skipped" and time.monotonic() - t0 >= 1.5
+    # this writer waited for the live claim; then exactly one of the two wrote the run
+    assert time.monotonic() - t0 >= 1.5
+    assert sorted([res.status, *other_status]) == ["skipped", "written"]
     assert st.counts() == full
 
 

@@ -65,19 +65,17 @@ def test_non_finite_weights_are_refused_before_anything_is_written(any_store, kb
                                "RETURN count(g) AS n", {"k": ok.key})["n"][0] == len(ok.groups)
 
 
-def test_cli_refuses_a_nan_artifact_and_json_output_stays_json(store_kind, tmp_path, request, kbh):
+def test_json_output_stays_json_with_non_finite_numbers(store_kind, tmp_path, request, kbh):
+    """Query results with NaN or infinities (computed in a query, or a NaN silhouette) print as strict
+    JSON with null: `json.dumps` would print NaN / Infinity, which JSON parsers refuse. (Artifacts with
+    non-finite weights no longer get this far: `Circuit.save`/`load` refuse them, and the store refuses
+    such circuits from Python, see above.)"""
     kb = tmp_path / "kb.lbug"
     if store_kind == "neo4j":
         request.getfixturevalue("neo4j_clean")
     args, env = kbh.store_args(store_kind, request, kb)
-    bad = kbh.toy_circuit(1)
-    bad.tables["edges"] = bad.tables["edges"].assign(weight=float("nan"))
-    bad.save(tmp_path / "bad")
     kbh.toy_circuit(2).save(tmp_path / "good")
-    _one_line(kbh.run_cli(["load", str(tmp_path / "bad"), *args, "--quiet"], env=env), "NaN")
     assert kbh.run_cli(["load", str(tmp_path / "good"), *args, "--quiet"], env=env).returncode == 0
-    with _reader(store_kind, kb, request) as st:
-        assert st.run_keys() == [kbh.toy_circuit(2).key] and st.run_keys("writing") == []
     for q in ("UNWIND [1e308 * 10, -1e308 * 10, 1.5] AS x RETURN x",
               "MATCH (g:NeuronGroup) RETURN g.key AS k, g.influence * 1e308 * 1e308 AS big LIMIT 3"):
         out = kbh.run_cli(["cypher", q, *args, "--json"], env=env)
