@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from cli_checks import one_line_error
 
 from neurflow_kb import queries
 from neurflow_kb.errors import UserError
@@ -25,13 +26,20 @@ def _strict_json(text: str):
     return json.loads(text, parse_constant=bad)
 
 
-def _one_line(out, *needles: str) -> str:
-    assert out.returncode == 2, (out.returncode, out.stdout[-500:], out.stderr[-2000:])
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), out.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+@pytest.fixture
+def cli(store_kind, tmp_path, request, kbh):
+    """(kb path, CLI store arguments, environment) of an empty store of each kind."""
+    kb = tmp_path / "kb.lbug"
+    if store_kind == "neo4j":
+        request.getfixturevalue("neo4j_clean")
+    args, env = kbh.store_args(store_kind, request, kb)
+    return kb, args, env
+
+
+def _load_one(kbh, circuit, folder, args, env) -> None:
+    circuit.save(folder)
+    out = kbh.run_cli(["load", str(folder), *args, "--quiet"], env=env)
+    assert out.returncode == 0, out.stderr
 
 
 def _reader(kind, path, request):
@@ -65,17 +73,13 @@ def test_non_finite_weights_are_refused_before_anything_is_written(any_store, kb
                                "RETURN count(g) AS n", {"k": ok.key})["n"][0] == len(ok.groups)
 
 
-def test_json_output_stays_json_with_non_finite_numbers(store_kind, tmp_path, request, kbh):
+def test_json_output_stays_json_with_non_finite_numbers(cli, tmp_path, kbh):
     """Query results with NaN or infinities (computed in a query, or a NaN silhouette) print as strict
     JSON with null: `json.dumps` would print NaN / Infinity, which JSON parsers refuse. (Artifacts with
     non-finite weights no longer get this far: `Circuit.save`/`load` refuse them, and the store refuses
     such circuits from Python, see above.)"""
-    kb = tmp_path / "kb.lbug"
-    if store_kind == "neo4j":
-        request.getfixturevalue("neo4j_clean")
-    args, env = kbh.store_args(store_kind, request, kb)
-    kbh.toy_circuit(2).save(tmp_path / "good")
-    assert kbh.run_cli(["load", str(tmp_path / "good"), *args, "--quiet"], env=env).returncode == 0
+    _, args, env = cli
+    _load_one(kbh, kbh.toy_circuit(2), tmp_path / "good", args, env)
     for q in ("UNWIND [1e308 * 10, -1e308 * 10, 1.5] AS x RETURN x",
               "MATCH (g:NeuronGroup) RETURN g.key AS k, g.influence * 1e308 * 1e308 AS big LIMIT 3"):
         out = kbh.run_cli(["cypher", q, *args, "--json"], env=env)
@@ -117,19 +121,15 @@ def test_a_concept_too_long_for_an_index_is_refused_whole(any_store, kbh):
     assert any_store.write_circuit(_labelled(kbh, 3, "stripes")).status == "written"
 
 
-def test_huge_integers_are_one_line_errors(store_kind, tmp_path, request, kbh):
-    kb = tmp_path / "kb.lbug"
-    if store_kind == "neo4j":
-        request.getfixturevalue("neo4j_clean")
-    args, env = kbh.store_args(store_kind, request, kb)
-    kbh.toy_circuit(1).save(tmp_path / "a")
-    assert kbh.run_cli(["load", str(tmp_path / "a"), *args, "--quiet"], env=env).returncode == 0
+def test_huge_integers_are_one_line_errors(store_kind, cli, tmp_path, request, kbh):
+    kb, args, env = cli
+    _load_one(kbh, kbh.toy_circuit(1), tmp_path / "a", args, env)
     huge = "9" * 30
     for cmd in (["query", "drivers", huge], ["query", "shared", "1", huge], ["query", "circuit", huge],
                 ["query", "runs", "--class", huge], ["cypher", "RETURN $x AS x", "--param", f"x={huge}"],
                 ["cypher", "RETURN $x AS x", "--param", f"x=[1, {huge}]"]):
         out = kbh.run_cli([*cmd, *args], env=env)
-        _one_line(out)
+        one_line_error(out)
         assert "Traceback" not in out.stderr
     for cmd in (["query", "drivers", "1", "--limit", huge], ["query", "drivers", "1", "--limit", "-1"]):
         out = kbh.run_cli([*cmd, *args], env=env)
@@ -152,7 +152,7 @@ def test_malformed_neo4j_uris_are_one_line_errors(neo4j_server, kbh, tmp_path):
         for args, extra in ((["--neo4j", uri], {}), ([], {"NEO4J_URI": uri})):
             out = kbh.run_cli(["query", "models", *args], env=kbh.store_args("ladybug", None, tmp_path)[1]
                               | env | extra, cwd=tmp_path)
-            line = _one_line(out)
+            line = one_line_error(out)
             assert secret not in out.stdout + out.stderr, uri
             assert "Traceback" not in out.stderr, (uri, line)
 
@@ -176,8 +176,8 @@ def test_push_with_neo4j_uri_set_copies_the_embedded_file(neo4j_clean, tmp_path,
                     read_only=True) as st:
         assert st.counts() == want
     same = kbh.run_cli(["push", "--neo4j", server.uri, "--to", server.uri], env=env, cwd=tmp_path)
-    _one_line(same, "source knowledge base itself")
-    _one_line(kbh.run_cli(["push", "--to", "neurflow-kb.lbug"], env=env, cwd=tmp_path), "itself")
+    one_line_error(same, "source knowledge base itself")
+    one_line_error(kbh.run_cli(["push", "--to", "neurflow-kb.lbug"], env=env, cwd=tmp_path), "itself")
 
 
 def _changed(c):
@@ -207,15 +207,12 @@ def test_other_tables_under_a_complete_runs_key_are_refused_until_replace(any_st
     assert any_store.counts() == before
 
 
-def test_cli_load_of_a_changed_artifact_says_replace(store_kind, tmp_path, request, kbh):
-    kb = tmp_path / "kb.lbug"
-    if store_kind == "neo4j":
-        request.getfixturevalue("neo4j_clean")
-    args, env = kbh.store_args(store_kind, request, kb)
+def test_cli_load_of_a_changed_artifact_says_replace(cli, tmp_path, kbh):
+    _, args, env = cli
     kbh.toy_circuit(1).save(tmp_path / "v1")
     _changed(kbh.toy_circuit(1)).save(tmp_path / "v2")
     assert "1 written" in kbh.run_cli(["load", str(tmp_path / "v1"), *args, "--quiet"], env=env).stdout
-    _one_line(kbh.run_cli(["load", str(tmp_path / "v2"), *args, "--quiet"], env=env), "--replace")
+    one_line_error(kbh.run_cli(["load", str(tmp_path / "v2"), *args, "--quiet"], env=env), "--replace")
     out = kbh.run_cli(["load", str(tmp_path / "v2"), *args, "--quiet", "--replace"], env=env)
     assert out.returncode == 0 and "1 replaced" in out.stdout, out.stderr
     assert "1 skipped" in kbh.run_cli(["load", str(tmp_path / "v2"), *args, "--quiet"], env=env).stdout
