@@ -297,14 +297,14 @@ def neo4j_text_refusal(cypher: str) -> str | None:
 
 
 def neo4j_plan_refusal(plan: dict | None, query_type: str | None, database: str | None,
-                       expected_db: str) -> str | None:
+                       expected_db: str | None) -> str | None:
     """Why Neo4j's `EXPLAIN` of a query shows more than a read of `expected_db` (None if it is one):
     its query type, its operators (LOAD CSV, transactions, administration commands, procedures outside
     `NEO4J_PROCEDURES`, dotted functions outside the pure namespaces) and the databases they run on."""
     if query_type != "r":
         kind = {"w": "writes", "rw": "reads and writes", "s": "changes the schema or administers the server"}
         return kind.get(query_type or "", f"is of query type {query_type!r}")
-    if database is not None and database != expected_db:
+    if database and expected_db and database != expected_db:
         return f"runs on the database {database!r}"
     if plan is None:
         return "has no plan to check"
@@ -313,7 +313,7 @@ def neo4j_plan_refusal(plan: dict | None, query_type: str | None, database: str 
         node = stack.pop()
         stack.extend(node.get("children", []))
         op, _, db = str(node.get("operatorType", "")).partition("@")
-        if db and db != expected_db:
+        if db and expected_db and db != expected_db:
             return f"runs {op} on the database {db!r}"
         details = str((node.get("args") or {}).get("Details", ""))
         if op == "LoadCSV":
