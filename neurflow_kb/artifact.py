@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import UserError
+from .shares import compute_shares, has_shares
 
 FORMAT_VERSION = 1
 
@@ -43,15 +44,20 @@ TABLES: dict[str, dict[str, str]] = {
         "depth": "int64", "layer": "object", "neuron": "int64", "subconcept": "int64",
         "lower_layer": "object", "lower_neuron": "int64", "weight": "float64", "raw": "float64",
     },
-    # neuron groups per layer; influence = summed path weight to the class (dynamic programming)
+    # neuron groups per layer; influence = summed path weight to the class (dynamic programming);
+    # share / abs_share = the class's attribution flowing through the group (`neurflow_kb.shares`;
+    # abs_share sums to 1 per layer)
     "groups": {
         "depth": "int64", "layer": "object", "group": "int64", "size": "int64", "n_neurons": "int64",
         "silhouette": "float64", "influence": "float64", "abs_influence": "float64",
+        "share": "float64", "abs_share": "float64",
     },
-    # group-to-group weights, lower group -> upper group (signed sum and sum of absolute values)
+    # group-to-group weights, lower group -> upper group (signed sum and sum of absolute values); share /
+    # abs_share = the part of the class's share the edge passes down (they sum to 1 per transition)
     "group_edges": {
         "depth": "int64", "layer": "object", "group": "int64", "lower_layer": "object",
         "lower_group": "int64", "weight": "float64", "abs_weight": "float64",
+        "share": "float64", "abs_share": "float64",
     },
     # top-k exemplar crops of each node; representative = among the crops shown to people
     "exemplars": {
@@ -105,6 +111,13 @@ class Circuit:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        groups, edges = self.tables.get("groups"), self.tables.get("group_edges")
+        if groups is not None and len(groups.columns) and not has_shares(groups):
+            # shares are derived from groups and group edges: tables made before they existed (older
+            # artifacts, hand-built tables) get them here, by the same rule the engine applies
+            edges = edges if edges is not None and len(edges.columns) else empty_table("group_edges").drop(
+                columns=["share", "abs_share"])
+            self.tables["groups"], self.tables["group_edges"] = compute_shares(groups, edges)
         for name in TABLES:
             df = self.tables.get(name)
             self.tables[name] = empty_table(name) if df is None else _conform(name, df)
@@ -138,13 +151,12 @@ class Circuit:
 
     # -- views ----------------------------------------------------------------------------------
     def strongest_groups(self, per_layer: int = 3) -> pd.DataFrame:
-        """Top groups of every layer by absolute influence on the class, top layer first."""
-        g = self.tables["groups"].copy()
+        """Top groups of every layer by their share of the class (`abs_share`), top layer first."""
+        g = self.tables["groups"]
         if g.empty:
-            return g
-        g["_abs"] = g["influence"].abs()
-        g = g.sort_values(["depth", "_abs", "group"], ascending=[False, False, True])
-        return g.groupby("depth", sort=False).head(per_layer).drop(columns="_abs").reset_index(drop=True)
+            return g.copy()
+        g = g.sort_values(["depth", "abs_share", "group"], ascending=[False, False, True])
+        return g.groupby("depth", sort=False).head(per_layer).reset_index(drop=True)
 
     def group_members(self, depth: int, group: int) -> pd.DataFrame:
         """Nodes (neuron, sub-concept) of one group."""

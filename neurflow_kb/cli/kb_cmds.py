@@ -87,8 +87,33 @@ def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None) -> None:
-    """Print a DataFrame (or named DataFrames) as an aligned table, JSON or CSV."""
+#: Columns holding a share of a class (fractions; tables print them as percentages).
+SIGNED_SHARES = ("share", "share_a", "share_b")
+UNSIGNED_SHARES = ("abs_share", "group_share", "similarity", "overlap")
+
+
+def as_percent(df: pd.DataFrame, signed: tuple[str, ...] = SIGNED_SHARES,
+               unsigned: tuple[str, ...] = UNSIGNED_SHARES) -> pd.DataFrame:
+    """A copy of `df` for people: share columns as percentages ('+12.3%', '12.3%'), other values kept.
+    JSON and CSV keep the fractions."""
+    from ..shares import percent
+
+    out = df.copy()
+    for c in out.columns:
+        if c in signed or c in unsigned:
+            out[c] = [percent(None if v is None or v != v else float(v), signed=c in signed) for v in out[c]]
+    return out
+
+
+def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None,
+         percent_columns: tuple[str, ...] = ()) -> None:
+    """Print a DataFrame (or named DataFrames) as an aligned table, JSON or CSV; in tables, share columns
+    (and `percent_columns`) read as percentages."""
+    if fmt is None:
+        if isinstance(result, dict):
+            result = {k: as_percent(v, unsigned=UNSIGNED_SHARES + percent_columns) for k, v in result.items()}
+        else:
+            result = as_percent(result, unsigned=UNSIGNED_SHARES + percent_columns)
     frames = result if isinstance(result, dict) else None
     if fmt == "json":
         data: Any = ({k: _jsonable(v) for k, v in frames.items()} if frames is not None
@@ -241,7 +266,10 @@ def _class_arg(text: str) -> int | str:
 @store_options
 def q_drivers(cls: str, model: str | None, layer: str | None, limit: int, fmt: str | None,
               opts: StoreOptions) -> None:
-    """Groups driving CLASS (index or name), ranked by their influence on it."""
+    """Groups driving CLASS (index or name), ranked by their share of it.
+
+    share = the part of the class's attribution that flows through the group (abs_share unsigned; the
+    groups of a layer sum to 100%); influence = the paper's summed path weight, kept beside it."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
@@ -253,14 +281,19 @@ def q_drivers(cls: str, model: str | None, layer: str | None, limit: int, fmt: s
 @click.option("--model", default=None, help="Model name or key.")
 @click.option("--min-weight", default=0.0, show_default=True, type=float,
               help="Keep edges with |weight| >= this.")
+@click.option("--min-share", default=0.0, show_default=True, type=float,
+              help="Keep edges passing at least this part of the class's share down (0.05 = 5%).")
 @output_options
 @store_options
-def q_circuit(cls: str, model: str | None, min_weight: float, fmt: str | None, opts: StoreOptions) -> None:
-    """The group circuit of CLASS: DRIVES edges between its groups and up to the class."""
+def q_circuit(cls: str, model: str | None, min_weight: float, min_share: float, fmt: str | None,
+              opts: StoreOptions) -> None:
+    """The group circuit of CLASS: DRIVES edges between its groups and up to the class, each with the
+    share of the class it passes down (the edges between two layers sum to 100%)."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
-        emit(queries.circuit(store, _class_arg(cls), model=model, min_weight=min_weight), fmt)
+        emit(queries.circuit(store, _class_arg(cls), model=model, min_weight=min_weight,
+                             min_share=min_share), fmt)
 
 
 @query.command("group")
@@ -336,17 +369,73 @@ def q_images(key: str, fmt: str | None, opts: StoreOptions) -> None:
 @click.argument("cls_a", metavar="CLASS_A")
 @click.argument("cls_b", metavar="CLASS_B")
 @click.option("--model", default=None, help="Model name or key.")
-@click.option("--by", type=click.Choice(["neuron", "pair"]), default="neuron", show_default=True,
-              help="One row per shared neuron, or per pair of groups.")
+@click.option("--by", type=click.Choice(["neuron", "pair", "layer"]), default="neuron", show_default=True,
+              help="One row per shared neuron, per pair of groups, or per layer (the similarity's parts).")
 @output_options
 @store_options
 def q_shared(cls_a: str, cls_b: str, model: str | None, by: str, fmt: str | None,
              opts: StoreOptions) -> None:
-    """Neurons and group pairs that the circuits of CLASS_A and CLASS_B share."""
+    """Neurons and group pairs that the circuits of CLASS_A and CLASS_B share, and their circuit
+    similarity: the share both route through the same neurons, per layer and averaged over layers."""
+    from .. import queries
+
+    a, b = _class_arg(cls_a), _class_arg(cls_b)
+    with opts.open(read_only=True) as store:
+        parts = queries.similarity(store, a, b, model=model)
+        df = parts if by == "layer" else queries.shared(store, a, b, model=model, by=by)
+    if fmt is None and by != "layer":
+        for _, block in parts.groupby(["run_a", "run_b"], sort=False):
+            layers = block[block["layer"] != "(mean)"]
+            mean = float(block.loc[block["layer"] == "(mean)", "overlap"].iloc[0])
+            detail = ", ".join(f"{r.layer} {100 * r.overlap:.1f}%" for r in layers.itertuples(index=False))
+            click.echo(f"circuit similarity {cls_a} ~ {cls_b} ({block['model'].iloc[0]}): {100 * mean:.1f}% "
+                       f"of the class's share runs through the same neurons (mean of {detail})")
+    emit(df, fmt)
+
+
+@query.command("similar")
+@click.argument("cls", metavar="CLASS")
+@click.option("--model", default=None, help="Model name or key (default: every model with CLASS).")
+@click.option("--top", default=10, show_default=True, type=int, help="Most similar classes to list.")
+@output_options
+@store_options
+def q_similar(cls: str, model: str | None, top: int, fmt: str | None, opts: StoreOptions) -> None:
+    """Classes whose circuits route the most share through the same neurons as CLASS does.
+
+    similarity = mean over layers of the share both classes route through the same neurons; one column
+    per layer gives that layer's part (docs/decisions.md)."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
-        emit(queries.shared(store, _class_arg(cls_a), _class_arg(cls_b), model=model, by=by), fmt)
+        df = queries.similar(store, _class_arg(cls), model=model, top=top)
+    fixed = ("of_run", "model", "class", "class_name", "run", "similarity")
+    emit(df, fmt, percent_columns=tuple(c for c in df.columns if c not in fixed))
+
+
+@query.command("compare")
+@click.argument("cls", metavar="CLASS")
+@click.option("--models", required=True, metavar="A,B", help="Two models with a circuit of CLASS.")
+@click.option("--encoder", default=None, help="CLIP encoder whose labels count (default: the one both "
+              "runs are labelled with).")
+@click.option("--min-share", default=0.0, show_default=True, type=float,
+              help="A concept counts as used when its share of the run exceeds this (0.02 = 2%).")
+@output_options
+@store_options
+def q_compare(cls: str, models: str, encoder: str | None, min_share: float, fmt: str | None,
+              opts: StoreOptions) -> None:
+    """What two models use for CLASS: concepts (best labels of their groups) used by both, by A only and
+    by B only, and groups paired across the models by CLIP embedding cosine (RESEMBLES).
+
+    share = the part of the run's class share carried by the concept's groups (or the group); depth =
+    relative depth, 0 = the input side, 1 = the class."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        out = queries.compare(store, _class_arg(cls), models.split(","), encoder=encoder, min_share=min_share)
+    if fmt is None:
+        for r in out["runs"].to_dict("records"):
+            click.echo(f"{r['side']} = {r['model']} (run {r['run']}), class {r['class']} '{r['class_name']}'")
+    emit(out if fmt else {"concepts": out["concepts"], "groups": out["groups"]}, fmt)
 
 
 @query.command("path")

@@ -203,6 +203,14 @@ def test_groups_and_influence_are_consistent(fitted) -> None:
         e = ge[ge.depth == depth]
         expected = (e["weight"] * e["group"].map(upper)).groupby(e["lower_group"]).sum()
         np.testing.assert_allclose(lower.loc[expected.index], expected, rtol=1e-9, atol=1e-12)
+    # shares: each layer's abs_share sums to 1 in a computed run; each group's is what its edges bring
+    np.testing.assert_allclose(groups.groupby("depth")["abs_share"].sum(), 1.0, atol=1e-9)
+    assert (groups["share"].abs() <= groups["abs_share"] + 1e-12).all()
+    for depth in range(top, 1, -1):
+        e = ge[ge.depth == depth]
+        into = e.groupby("lower_group")["abs_share"].sum()
+        lower = groups[groups.depth == depth - 1].set_index("group")["abs_share"]
+        np.testing.assert_allclose(lower.loc[into.index], into, rtol=1e-9, atol=1e-12)
 
 
 def test_bad_inputs_raise_user_errors() -> None:
