@@ -26,13 +26,13 @@ MEMBER_COLUMNS = ["run", "layer", "depth", "neuron", "subconcept", "group_key", 
 def circuit_members(circuit: Circuit) -> pd.DataFrame:
     """Membership rows of an artifact, as `similar_members.cypher` returns them from a store."""
     nodes = circuit.nodes[circuit.nodes["group"] >= 0]
-    g = circuit.groups[["depth", "group", "abs_share", "size"]]
-    m = nodes.merge(g, on=["depth", "group"], how="inner")
+    g = circuit.groups[["depth", "group", "abs_share", "size"]].rename(columns={"size": "group_size"})
+    m = nodes.drop(columns=["size"]).merge(g, on=["depth", "group"], how="inner")
     return pd.DataFrame({
         "run": circuit.key, "layer": m["layer"].astype(str), "depth": m["depth"].astype("int64"),
         "neuron": m["neuron"].astype("int64"), "subconcept": m["subconcept"].astype("int64"),
         "group_key": circuit.key + "/" + m["layer"].astype(str) + "/" + m["group"].astype(str),
-        "abs_share": m["abs_share"].astype(float), "size": m["size"].astype("int64")})
+        "abs_share": m["abs_share"].astype(float), "size": m["group_size"].astype("int64")})
 
 
 def neuron_masses(members: pd.DataFrame) -> pd.DataFrame:
@@ -179,8 +179,9 @@ def compare_concepts(groups_a: pd.DataFrame, groups_b: pd.DataFrame, name_a: str
 
 def compare_groups(groups_a: pd.DataFrame, groups_b: pd.DataFrame, links: pd.DataFrame, name_a: str,
                    name_b: str) -> pd.DataFrame:
-    """Group pairs linked by RESEMBLES (either direction; the best cosine of each pair), then the groups
-    of A and of B that resemble none of the other run's groups."""
+    """Groups of both runs linked by RESEMBLES (either direction), each with its closest partner (A's
+    groups first, then B's groups that no A group has as its closest), then the groups of A and of B
+    that resemble none of the other run's groups."""
     a = groups_a.set_index("group_key")
     b = groups_b.set_index("group_key")
     best: dict[tuple[str, str], float] = {}
@@ -188,9 +189,21 @@ def compare_groups(groups_a: pd.DataFrame, groups_b: pd.DataFrame, links: pd.Dat
         pair = (s, t) if s in a.index else (t, s)
         if pair[0] in a.index and pair[1] in b.index:
             best[pair] = max(best.get(pair, -2.0), float(cos))
+    # each group once with its closest partner: A's groups first, then B's groups no A group chose
     rows = []
-    for (ka, kb), cos in best.items():
-        rows.append(_pair_row("both", a, ka, b, kb, cos))
+    chosen: set[tuple[str, str]] = set()
+    for side in (0, 1):
+        mine: dict[str, tuple[float, str]] = {}
+        for pair, cos in sorted(best.items()):
+            own, other = pair[side], pair[1 - side]
+            if own not in mine or cos > mine[own][0]:
+                mine[own] = (cos, other)
+        for own, (cos, other) in sorted(mine.items()):
+            pair = (own, other) if side == 0 else (other, own)
+            if side == 1 and any(p[1] == own for p in chosen):
+                continue
+            chosen.add(pair)
+            rows.append(_pair_row("both", a, pair[0], b, pair[1], cos))
     linked_a = {ka for ka, _ in best}
     linked_b = {kb for _, kb in best}
     rows += [_pair_row(f"{name_a} only", a, k, b, None, None) for k in a.index if k not in linked_a]

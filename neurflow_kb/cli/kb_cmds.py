@@ -88,8 +88,8 @@ def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 #: Columns holding a share of a class (fractions; tables print them as percentages).
-SIGNED_SHARES = ("share", "share_a", "share_b")
-UNSIGNED_SHARES = ("abs_share", "group_share", "similarity", "overlap")
+SIGNED_SHARES = ("share",)
+UNSIGNED_SHARES = ("abs_share", "share_a", "share_b", "group_share", "similarity", "overlap")
 
 
 def as_percent(df: pd.DataFrame, signed: tuple[str, ...] = SIGNED_SHARES,

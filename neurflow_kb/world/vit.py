@@ -24,6 +24,7 @@ PATCH = 8
 WIDTH = 64
 HEADS = 4
 MLP = 128
+READOUT = "cls"
 
 
 class Block(nn.Module):
@@ -65,7 +66,7 @@ class WorldViT(nn.Module):
         t = torch.cat([self.cls_token.expand(len(t), -1, -1), t], dim=1) + self.pos
         for i in range(1, self.depth + 1):
             t = getattr(self, f"block{i}")(t)
-        return self.head(self.norm(t[:, 1:].mean(1)))
+        return self.head(self.norm(t[:, 0] if READOUT == "cls" else t[:, 1:].mean(1)))
 
 
 def load_world_vit(path: str | Path | None = None) -> WorldViT:

@@ -1,0 +1,199 @@
+"""Comparing circuits in a knowledge base: class similarity within a model (agrees with the artifacts),
+RESEMBLES between models (agrees with a direct cosine computation, written once whatever the order),
+`query compare`, and identical rows on both stores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurflow_kb import queries
+from neurflow_kb.compare import circuit_similarity, concept_use
+from neurflow_kb.errors import UserError
+from neurflow_kb.store import LadybugStore
+from neurflow_kb.store.links import ResemblanceConfig, link_runs, resemblances
+from neurflow_kb.store.synthetic import synthetic_circuit, synthetic_concept, synthetic_labels
+
+TWIN_CHAIN = (("stem", 24), ("s1", 40), ("s2", 40), ("s3", 64), ("head", 10))
+TOY_NAMES = [f"toy{j}" for j in range(10)]
+ENCODER = "test-clip"
+
+
+def twin_circuit(cls: int):
+    """Another architecture (`twin@v2`, four transitions) with the toy model's class names."""
+    return synthetic_circuit(cls, chain=TWIN_CHAIN, nodes_per_layer=(3, 12, 24, 30), tau=8, model="twin",
+                             weights="v2", class_names=TOY_NAMES, seed=5)
+
+
+def labels_for(circuits) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return synthetic_labels(circuits, encoder=ENCODER)
+
+
+@pytest.fixture
+def two_models(kbh):
+    return [kbh.toy_circuit(c) for c in (0, 1, 2, 3)] + [twin_circuit(c) for c in (1, 2)]
+
+
+def fill(store, circuits) -> None:
+    store.write_circuits(circuits)
+    lab, emb = labels_for(circuits)
+    store.write_labels(lab, emb)
+
+
+def resembles_rows(store) -> pd.DataFrame:
+    df = store.run_query("MATCH (a:NeuronGroup)-[x:RESEMBLES]->(b:NeuronGroup) RETURN a.key AS src, "
+                         "b.key AS dst, x.cosine AS cosine, x.encoder AS encoder, x.rank AS rank")
+    return df.sort_values(["src", "dst"]).reset_index(drop=True)
+
+
+def expected_resembles(circuits) -> pd.DataFrame:
+    """What RESEMBLES must hold: the cosine rule applied directly to the embeddings (float32 as stored)
+    of the run pairs of different models explaining the same class."""
+    _, emb = labels_for(circuits)
+    vec = {k: np.asarray(v, dtype=np.float32).astype(float)
+           for k, v in zip(emb["group_key"], emb["embedding"], strict=True)}
+    frames = []
+    for a in circuits:
+        for b in circuits:
+            if a.model < b.model and a.target_class == b.target_class:
+                ka = sorted(k for k in vec if k.startswith(a.key + "/"))
+                kb = sorted(k for k in vec if k.startswith(b.key + "/"))
+                frames.append(resemblances(ka, np.array([vec[k] for k in ka]), kb,
+                                           np.array([vec[k] for k in kb]), ENCODER))
+    return pd.concat(frames, ignore_index=True).sort_values(["src", "dst"]).reset_index(drop=True)
+
+
+def test_similar_and_shared_agree_with_the_artifacts(tmp_path, kbh):
+    circuits = [kbh.toy_circuit(c) for c in (0, 1, 2, 3)]
+    with LadybugStore(tmp_path / "kb.lbug") as st:
+        st.write_circuits(circuits)
+        df = queries.similar(st, "toy1", model="toy")
+        assert sorted(df["class"]) == [0, 2, 3]                      # every other class, not itself
+        assert df["similarity"].is_monotonic_decreasing
+        by = {c.target_class: c for c in circuits}
+        for row in df.to_dict("records"):
+            score, parts = circuit_similarity(by[1], by[row["class"]])
+            assert row["similarity"] == score                        # the same numbers, exactly
+            assert [row[lay] for lay in parts["layer"]] == parts["overlap"].tolist()
+            assert list(parts["layer"]) == ["b1", "b2"]              # layers below the class layer
+        assert len(queries.similar(st, 1, model="toy", top=1)) == 1
+        layers = queries.shared(st, 1, 2, model="toy", by="layer")
+        score, parts = circuit_similarity(by[1], by[2])
+        assert layers["layer"].tolist() == ["b1", "b2", "(mean)"]
+        assert layers["overlap"].tolist() == [*parts["overlap"], score]
+        with pytest.raises(UserError, match="top must be >= 1"):
+            queries.similar(st, 1, top=0)
+
+
+def test_similarity_of_a_circuit_with_itself_is_one_and_overlap_is_bounded(kbh):
+    a, b = kbh.toy_circuit(1), kbh.toy_circuit(2)
+    same = a.__class__(manifest=dict(a.manifest, data_fingerprint="copy"), tables=a.tables)
+    score, parts = circuit_similarity(a, same)
+    assert score == pytest.approx(1.0, abs=1e-12)
+    s_ab, p_ab = circuit_similarity(a, b)
+    s_ba, _ = circuit_similarity(b, a)
+    assert 0.0 <= s_ab <= 1.0 and s_ab == pytest.approx(s_ba, abs=1e-12)
+    assert (p_ab["overlap"] <= 1.0 + 1e-12).all()
+
+
+def test_resembles_follow_the_cosine_rule_and_are_written_once(tmp_path, two_models):
+    want = expected_resembles(two_models)
+    assert len(want) > 0
+    with LadybugStore(tmp_path / "a.lbug") as st:
+        fill(st, two_models)
+        got = resembles_rows(st)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+        # writing again, relabelling and re-linking change nothing
+        st.write_circuits(two_models)
+        lab, emb = labels_for(two_models)
+        st.write_labels(lab, emb)
+        link_runs(st, [c.key for c in two_models])
+        pd.testing.assert_frame_equal(resembles_rows(st), want, check_dtype=False)
+        # a stricter rule rewrites only what it must
+        n = link_runs(st, [two_models[1].key], ResemblanceConfig(top=1, min_cosine=0.9))
+        assert 0 < n < len(want) and len(resembles_rows(st)) < len(want)
+    with LadybugStore(tmp_path / "b.lbug") as st:               # the other order: labels first per model
+        for part in (two_models[4:], two_models[:4]):
+            fill(st, part)
+        pd.testing.assert_frame_equal(resembles_rows(st), want, check_dtype=False)
+
+
+def test_compare_lists_concepts_of_both_models_with_their_shares(tmp_path, two_models):
+    toy1, twin1 = two_models[1], two_models[4]
+    with LadybugStore(tmp_path / "kb.lbug") as st:
+        fill(st, two_models)
+        out = queries.compare(st, "toy1", ["toy", "twin"])
+    assert out["runs"]["run"].tolist() == [toy1.key, twin1.key]
+    concepts = out["concepts"]
+
+    def use(c):
+        rows = list(c.groups.itertuples(index=False))
+        g = c.groups.assign(concept=[synthetic_concept(r.depth, r.group) for r in rows],
+                            group_key=[f"{c.key}/{r.layer}/{r.group}" for r in rows],
+                            rel_depth=c.groups["depth"] / (len(c.layers) - 1))
+        return concept_use(g).set_index("concept")
+
+    ua, ub = use(toy1), use(twin1)
+    assert abs(ua["share"].sum() - 1.0) < 1e-9 and abs(ub["share"].sum() - 1.0) < 1e-9
+    for r in concepts.to_dict("records"):
+        assert r["share_a"] == pytest.approx(ua["share"].get(r["concept"], 0.0))
+        assert r["share_b"] == pytest.approx(ub["share"].get(r["concept"], 0.0))
+        want = ("both" if r["concept"] in ua.index and r["concept"] in ub.index else
+                "toy only" if r["concept"] in ua.index else "twin only")
+        assert r["used_by"] == want
+        if r["used_by"] == "both":
+            assert 0 < r["depth_a"] <= 1 and 0 < r["depth_b"] <= 1
+    groups = out["groups"]
+    matched = groups[groups["used_by"] == "both"]
+    assert len(matched) and (matched["cosine"] >= 0.5).all()
+    assert set(groups["group_a"].dropna()) == {f"{toy1.key}/{r.layer}/{r.group}"
+                                               for r in toy1.groups.itertuples(index=False)}
+    # every linked group of A is listed with its closest linked group of B
+    rel = expected_resembles(two_models)
+    pairs = pd.concat([rel[rel["src"].str.startswith(toy1.key) & rel["dst"].str.startswith(twin1.key)]
+                       .rename(columns={"src": "a", "dst": "b"}),
+                       rel[rel["dst"].str.startswith(toy1.key) & rel["src"].str.startswith(twin1.key)]
+                       .rename(columns={"dst": "a", "src": "b"})])
+    for ga, part in pairs.groupby("a"):
+        best = part.sort_values(["cosine", "b"], ascending=[False, True]).iloc[0]
+        rows = matched[matched["group_a"] == ga]
+        assert ((rows["group_b"] == best["b"]) & (rows["cosine"] == best["cosine"])).any()
+    unmatched = groups[groups["used_by"] == "toy only"]["group_a"]
+    assert not set(unmatched) & set(pairs["a"])
+
+
+def test_compare_refuses_what_it_cannot_compare(tmp_path, two_models, kbh):
+    with LadybugStore(tmp_path / "kb.lbug") as st:
+        st.write_circuits(two_models)
+        with pytest.raises(UserError, match="labelled with the same CLIP encoder"):
+            queries.compare(st, 1, ["toy", "twin"])
+        with pytest.raises(UserError, match="needs two models"):
+            queries.compare(st, 1, ["toy"])
+        with pytest.raises(UserError, match="no complete circuit"):
+            queries.compare(st, 0, ["toy", "twin"])
+        with pytest.raises(UserError, match="unknown model"):
+            queries.compare(st, 1, ["toy", "vgg"])
+
+
+@pytest.mark.neo4j
+def test_new_queries_return_identical_rows_on_both_stores(tmp_path, two_models, neo4j_store, kbh):
+    calls = {
+        "similar": lambda s: queries.similar(s, 1, model="toy"),
+        "similar_name": lambda s: queries.similar(s, "toy2", model="twin"),
+        "similarity": lambda s: queries.similarity(s, 1, 2, model="toy"),
+        "shared_layer": lambda s: queries.shared(s, 2, 3, model="toy", by="layer"),
+        "compare": lambda s: queries.compare(s, "toy1", ["toy", "twin"]),
+        "compare_index": lambda s: queries.compare(s, 2, ["twin", "toy"], min_share=0.05),
+        "circuit_share": lambda s: queries.circuit(s, 2, model="twin", min_share=0.05),
+    }
+    with LadybugStore(tmp_path / "kb.lbug") as lb:
+        fill(lb, two_models)
+        fill(neo4j_store, two_models)
+        assert neo4j_store.counts() == lb.counts() and lb.counts()["RESEMBLES"] > 0
+        pd.testing.assert_frame_equal(resembles_rows(lb), resembles_rows(neo4j_store), check_exact=True)
+        for name, call in calls.items():
+            a, b = call(lb), call(neo4j_store)
+            kbh.frames_equal(a, b)
+            rows = sum(len(v) for v in a.values()) if isinstance(a, dict) else len(a)
+            assert rows > 0, f"{name} returned no rows"
