@@ -31,8 +31,8 @@ def _print_drivers(table: pd.DataFrame, circuits: dict, per_layer: int = 3) -> N
     shown["labels"] = shown["group_key"].map(labels).fillna("")
     shown = shown.sort_values(["depth", "abs_share"], ascending=[False, False])
     shown = shown.groupby("depth", sort=False).head(per_layer)
-    click.echo("  share = how much of the class's evidence flows through the group (each layer's groups add up "
-               "to 100%);")
+    click.echo("  share = how much of the class's evidence flows through the group (each layer's groups "
+               "add up to 100%);")
     click.echo("  net = the same with signs (negative: the group works against the class)")
     click.echo(f"  {'layer':<7} {'group':>5}  {'share':>6}  {'net':>7}  {'nodes':>5}  labels (CLIP score)")
     for r in shown.itertuples():

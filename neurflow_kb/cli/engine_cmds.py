@@ -117,7 +117,8 @@ def print_circuit(circuit, per_layer: int = 3) -> None:
     for _, g in circuit.strongest_groups(per_layer).iterrows():
         members = nodes[(nodes.depth == g["depth"]) & (nodes.group == g["group"])]
         lead = members.sort_values("activation", ascending=False)["neuron"].drop_duplicates().head(6)
-        click.echo(f"  {g['layer']:<28} group {int(g['group']):>3}  share {percent(g['abs_share'], False):>6} "
+        share = percent(g["abs_share"], signed=False)
+        click.echo(f"  {g['layer']:<28} group {int(g['group']):>3}  share {share:>6} "
                    f"(net {percent(g['share']):>7})  nodes {int(g['size']):>3}  "
                    f"neurons {', '.join(str(int(n)) for n in lead)}")
 

@@ -215,8 +215,8 @@ def _relationship(rtype: str) -> dict[str, Any]:
         rules = [_rule("LABELED-width", type="range", basedOn="score", applySize=True, minSize=1, maxSize=8,
                        minSizeValue=0, maxSizeValue=1)]
     if rtype == "RESEMBLES":
-        rules = [_rule("RESEMBLES-width", type="range", basedOn="cosine", applySize=True, minSize=1, maxSize=8,
-                       minSizeValue=0.5, maxSizeValue=1)]
+        rules = [_rule("RESEMBLES-width", type="range", basedOn="cosine", applySize=True, minSize=1,
+                       maxSize=8, minSizeValue=0.5, maxSizeValue=1)]
     caption = _caption(rel.columns)
     return {
         "id": rtype, "name": rtype, "color": REL_COLOUR.get(rtype, "#A5ABB6"), "size": 1, "textSize": 1,

@@ -55,7 +55,8 @@ def test_perspective_has_blooms_export_fields() -> None:
     assert set(rels) == set(sch.rels)
     drives = rels["DRIVES"]["styleRules"]
     assert any(r["type"] == "range" and r["applySize"] and r["basedOn"] == "abs_share" for r in drives)
-    assert any(r["type"] == "range" and r["basedOn"] == "abs_share" for r in cats["NeuronGroup"]["styleRules"])
+    group_rules = cats["NeuronGroup"]["styleRules"]
+    assert any(r["type"] == "range" and r["basedOn"] == "abs_share" for r in group_rules)
     assert any(r["basedOn"] == "cosine" for r in rels["RESEMBLES"]["styleRules"])
     assert any(r["basedOn"] == "weight" and r["applyColor"] and r["condition"] == "less" for r in drives)
     assert {seg["relationshipType"] for seg in p["metadata"]["pathSegments"]} == set(sch.rels)
