@@ -53,7 +53,12 @@ def _model_keys(store: BaseStore, model: str | None) -> list[str]:
                         "`neurflow-kb load`")
     if model is None:
         return df["model"].tolist()
+    def norm(text: object) -> str:       # registry names: 'world-vit' and 'world_vit' are one model
+        return str(text).strip().lower().replace("-", "_")
+
     hit = df[(df["model"] == model) | (df["name"] == model)]
+    if hit.empty:
+        hit = df[df["name"].map(norm) == norm(model)]
     if hit.empty:
         raise UserError(f"unknown model {model!r}; the knowledge base has {', '.join(df['model'])} "
                         "(see `neurflow-kb query models`)")

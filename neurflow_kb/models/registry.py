@@ -20,6 +20,8 @@ Default chains (whole blocks, bottom -> top, class logits last):
 - EfficientNet-Lite0: the last block of each stage from 28x28 down (``_blocks.2/4/7/10/14/15``) and ``_fc``.
 - world: the planted-concept world's classifier (`neurflow_kb.world`), ``layer1`` .. ``layer4`` and ``fc``;
   its weights ship with the package.
+- world_vit (or world-vit): the world's small vision transformer, ``block1`` .. ``block4`` and ``head``
+  (tokens pooled over patches); its weights ship with the package too.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def _vit_head_init(model: nn.Module) -> None:
 _LITE0 = "efficientnet_lite0"
 _LITE0_WEIGHTS_ID = "efficientnet-lite0-57934424"
 _WORLD = "world"
+_WORLD_VIT = "world_vit"
 
 _SPECS: dict[str, _Spec] = {
     spec.name: spec
@@ -111,6 +114,10 @@ _SPECS: dict[str, _Spec] = {
         _Spec(_WORLD, "the planted-concept world's ResNet-style classifier (12 classes, 64 px; weights "
               "shipped with neurflow-kb; see neurflow_kb.world)",
               ("layer1", "layer2", "layer3", "layer4", "fc")),
+        _Spec(_WORLD_VIT, "the planted-concept world's small vision transformer (12 classes, 64 px, "
+              "convolutional stem, 4 blocks; neurons = residual-stream features; weights shipped with "
+              "neurflow-kb)",
+              ("block1", "block2", "block3", "block4", "head"), tokens=True),
     ]
 }
 
@@ -143,10 +150,11 @@ def list_adapters() -> list[AdapterInfo]:
     """The built-in models with their default layer chains and default weights ids (builds nothing)."""
     out = []
     for spec in _SPECS.values():
-        if spec.name == _WORLD:
-            from ..world import CLASS_NAMES, world_weights_id
+        if spec.name in (_WORLD, _WORLD_VIT):
+            from ..world import CLASS_NAMES, world_vit_weights_id, world_weights_id
 
-            out.append(AdapterInfo(spec.name, spec.description, spec.layers, world_weights_id(), spec.tokens,
+            wid = world_weights_id() if spec.name == _WORLD else world_vit_weights_id()
+            out.append(AdapterInfo(spec.name, spec.description, spec.layers, wid, spec.tokens,
                                    num_classes=len(CLASS_NAMES)))
             continue
         weights = _LITE0_WEIGHTS_ID if spec.name == _LITE0 else _tv_weights_enum(spec.name).DEFAULT.name
@@ -265,6 +273,19 @@ def _build_world(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, l
         list(CLASS_NAMES)
 
 
+def _build_world_vit(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
+    from ..world import CLASS_NAMES, WorldViT, world_preprocess, world_vit_weights_id
+    from ..world.vit import VIT_FILE
+
+    model = _seeded(WorldViT, seed)
+    if weights == "random":
+        return model, "random", world_preprocess(), list(CLASS_NAMES)
+    path = VIT_FILE if weights == "default" else weights
+    _load_into(model, read_state_dict(path), _WORLD_VIT, str(path))
+    return model, world_vit_weights_id() if weights == "default" else str(weights), world_preprocess(), \
+        list(CLASS_NAMES)
+
+
 def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | None = None,
                 device: str | torch.device = "cpu", seed: int = 0) -> ModelAdapter:
     """Build a built-in model adapter by name, e.g. ``get_adapter("resnet50", weights="random")``."""
@@ -274,6 +295,8 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
         model, weights_id, preprocess, categories = _build_lite0(weights, seed)
     elif spec.name == _WORLD:
         model, weights_id, preprocess, categories = _build_world(weights, seed)
+    elif spec.name == _WORLD_VIT:
+        model, weights_id, preprocess, categories = _build_world_vit(weights, seed)
     else:
         model, weights_id, preprocess, categories = _build_torchvision(spec, weights, seed)
     adapter = ModelAdapter(model, list(layers) if layers is not None else list(spec.layers), name=spec.name,

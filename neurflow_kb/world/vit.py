@@ -1,10 +1,10 @@
 """`WorldViT`: a small vision transformer for the world, the second architecture beside `WorldNet`.
 
-Patch embedding (8x8 patches of the 64x64 image -> 64 tokens of width 64) plus a class token at
+A convolutional stem (three stride-2 3x3 convolutions, Xiao et al. 2021, "Early convolutions help
+transformers see better") turns the 64x64 image into 8x8 patch tokens of width 64; a class token at
 position 0, learned position embeddings, four pre-norm transformer blocks ``block1 .. block4`` and a
-linear ``head`` on the LayerNorm of the mean patch token. The class token takes part in attention (it
-carries information between tokens) but the head reads the patch tokens, the same tokens the adapter
-pools into neuron values (mean over patch tokens, token 0 excluded). Chain: ``WORLD_VIT_LAYERS``.
+linear ``head`` on the LayerNorm of the class token, as in ViT-B/16. Neurons are residual-stream
+features; the adapter pools them over the patch tokens (token 0 excluded). Chain: ``WORLD_VIT_LAYERS``.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from .generator import CLASS_NAMES, IMAGE_SIZE
 
 VIT_FILE = ASSETS / "world_vit.pt"
 WORLD_VIT_LAYERS: tuple[str, ...] = ("block1", "block2", "block3", "block4", "head")
-PATCH = 8
+PATCH = 8          # the stem's total stride: 8x8 pixels per token
 WIDTH = 64
 HEADS = 4
 MLP = 128
-READOUT = "cls"
 
 
 class Block(nn.Module):
@@ -44,7 +43,8 @@ class Block(nn.Module):
 
 
 class WorldViT(nn.Module):
-    """[B,3,64,64] -> patch tokens [B,1+64,64] -> block1..block4 -> LN(mean of patch tokens) -> head."""
+    """[B,3,64,64] -> stem -> tokens [B,1+64,64] (class token first) -> block1..block4 -> LN(class token)
+    -> head."""
 
     def __init__(self, num_classes: int = len(CLASS_NAMES), width: int = WIDTH, depth: int = 4) -> None:
         super().__init__()
@@ -66,7 +66,7 @@ class WorldViT(nn.Module):
         t = torch.cat([self.cls_token.expand(len(t), -1, -1), t], dim=1) + self.pos
         for i in range(1, self.depth + 1):
             t = getattr(self, f"block{i}")(t)
-        return self.head(self.norm(t[:, 0] if READOUT == "cls" else t[:, 1:].mean(1)))
+        return self.head(self.norm(t[:, 0]))
 
 
 def load_world_vit(path: str | Path | None = None) -> WorldViT:

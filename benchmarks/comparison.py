@@ -1,0 +1,347 @@
+"""Comparison benchmark: does circuit similarity follow the planted ground truth, and do two architectures
+share the planted concepts?
+
+On the planted-concept world, for each shipped model (`world`, a ResNet-style CNN, and `world_vit`, a
+small vision transformer): the circuits of all 12 classes (the settings of benchmarks/fidelity.py),
+labelled by the world's tiny CLIP. Then
+
+- class similarity (`neurflow_kb.compare`, what `query similar` returns) for the 66 class pairs against
+  the number of planted attributes the two classes share (Spearman), per model;
+- the same similarity against the model's confusion between the two classes, from its predictions on a
+  fresh world set (Spearman, reported whatever it is);
+- both models' circuits in one knowledge base (embedded store): `query compare CLASS --models
+  world,world_vit` for every class, counting the classes whose planted concepts are all among the
+  concepts used by both models, and the background (nuisance) concepts that show up.
+
+Prints one JSON line per model and one for the cross-model comparison; writes the comparison section of
+docs/fidelity.md (between its markers, the rest of the file untouched) and docs/figures/comparison_*.png.
+
+    python benchmarks/comparison.py                   # both models, all classes (about 10 min here)
+    python benchmarks/comparison.py --no-docs         # numbers only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+BEGIN = "<!-- comparison:begin (benchmarks/comparison.py writes this section) -->"
+END = "<!-- comparison:end -->"
+MODELS = ("world", "world_vit")
+
+
+@dataclass
+class Settings:
+    """Knobs of one run: the circuits use benchmarks/fidelity.py's settings."""
+
+    tau: int = 8
+    top_k: int = 30
+    ig_steps: int = 16
+    max_nodes: int = 8
+    circuit_images: int = 20
+    confusion_images: int = 2400
+    labels_per_group: int = 5
+    seed: int = 0
+    threads: int = 1
+
+    def neurflow(self) -> Any:
+        from neurflow_kb import NeurFlowConfig
+
+        return NeurFlowConfig(tau=self.tau, top_k=self.top_k, ig_steps=self.ig_steps,
+                              max_nodes_per_layer=self.max_nodes, seed=self.seed, class_filter="predicted")
+
+
+def adapter_of(name: str) -> Any:
+    from neurflow_kb.world import world_adapter, world_vit_adapter
+
+    return world_adapter() if name == "world" else world_vit_adapter()
+
+
+def circuits_of(name: str, s: Settings, clip: Any, log: Any) -> list[Any]:
+    """The labelled circuits of all 12 world classes of one model (images: seed 1000 + class, as in
+    benchmarks/fidelity.py)."""
+    from neurflow_kb import NeurFlow
+    from neurflow_kb.labels import label_circuit
+    from neurflow_kb.world import CLASS_NAMES, CONCEPTS, generate
+
+    adapter = adapter_of(name)
+    out = []
+    for cls in range(len(CLASS_NAMES)):
+        t0 = time.perf_counter()
+        images = generate(s.circuit_images, seed=1000 + cls, classes=[cls]).tensor()
+        circuit = NeurFlow(s.neurflow()).fit(adapter, images, cls, progress=False)
+        out.append(label_circuit(circuit, clip, vocabulary=list(CONCEPTS), top_n=s.labels_per_group))
+        log(f"{name} class {cls} ({CLASS_NAMES[cls]}): {time.perf_counter() - t0:.0f} s")
+    return out
+
+
+def shared_attributes(a: int, b: int) -> int:
+    """How many of shape, colour, texture and part two world classes have in common."""
+    from neurflow_kb.world import WORLD_CLASSES
+
+    return sum(x == y for x, y in zip(WORLD_CLASSES[a].concepts, WORLD_CLASSES[b].concepts, strict=True))
+
+
+def confusion(name: str, s: Settings) -> np.ndarray:
+    """Symmetric confusion rate of every class pair on fresh world images: (C[i,j] + C[j,i]) / (n_i + n_j)."""
+    import torch
+
+    from neurflow_kb.world import CLASS_NAMES, generate
+
+    batch = generate(s.confusion_images, seed=9000)
+    model = adapter_of(name).model
+    with torch.no_grad():
+        x = batch.tensor()
+        pred = torch.cat([model(x[i:i + 256]).argmax(1) for i in range(0, len(x), 256)]).numpy()
+    y = np.asarray(batch.labels)
+    k = len(CLASS_NAMES)
+    c = np.zeros((k, k))
+    np.add.at(c, (y, pred), 1)
+    n = c.sum(1)
+    out = (c + c.T) / (n[:, None] + n[None, :])
+    np.fill_diagonal(out, np.diag(c) / n)
+    return out
+
+
+def pair_table(name: str, circuits: list[Any], conf: np.ndarray) -> pd.DataFrame:
+    """One row per class pair: similarity (and its per-layer parts), shared attributes, confusion."""
+    from neurflow_kb.compare import circuit_similarity
+    from neurflow_kb.world import CLASS_NAMES
+
+    rows = []
+    for a, b in combinations(range(len(circuits)), 2):
+        score, parts = circuit_similarity(circuits[a], circuits[b])
+        rows.append({"model": name, "a": CLASS_NAMES[a], "b": CLASS_NAMES[b], "shared": shared_attributes(a, b),
+                     "similarity": score, "confusion": float(conf[a, b]),
+                     **{f"overlap_{lay}": v for lay, v in zip(parts["layer"], parts["overlap"], strict=True)}})
+    return pd.DataFrame(rows)
+
+
+def spearman(x: Any, y: Any) -> float:
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def cross_model(circuits: dict[str, list[Any]], log: Any) -> pd.DataFrame:
+    """`query compare` for every class over one knowledge base holding both models' labelled circuits."""
+    from neurflow_kb import queries
+    from neurflow_kb.store import LadybugStore
+    from neurflow_kb.world import BACKGROUNDS, WORLD_CLASSES
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, LadybugStore(Path(tmp) / "kb.lbug") as st:
+        for name in MODELS:
+            st.write_circuits(circuits[name])
+        log(f"knowledge base: {st.counts()['RESEMBLES']} RESEMBLES relationships")
+        for cls, wc in enumerate(WORLD_CLASSES):
+            out = queries.compare(st, wc.name, list(MODELS))
+            con = out["concepts"]
+            both = set(con.loc[con["used_by"] == "both", "concept"])
+            only_a = set(con.loc[con["used_by"] == f"{MODELS[0]} only", "concept"])
+            only_b = set(con.loc[con["used_by"] == f"{MODELS[1]} only", "concept"])
+            planted = list(wc.concepts)
+            g = out["groups"]
+            rows.append({
+                "class": cls, "name": wc.name, "planted": planted,
+                "planted_in_both": [c for c in planted if c in both],
+                "all_planted_in_both": all(c in both for c in planted),
+                "both": sorted(both), "world_only": sorted(only_a), "world_vit_only": sorted(only_b),
+                "background_in_both": sorted(both & set(BACKGROUNDS)),
+                "matched_groups": int((g["used_by"] == "both").sum()), "groups": len(g),
+                "matched_same_label": int(((g["used_by"] == "both") & (g["label_a"] == g["label_b"])).sum())})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# report
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in df.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, list):
+        return ", ".join(str(x) for x in v) or "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def plot(pairs: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    rng = np.random.default_rng(0)
+    for ax, name in zip(axes, MODELS, strict=True):
+        p = pairs[pairs["model"] == name]
+        x = p["shared"] + rng.uniform(-0.12, 0.12, len(p))
+        ax.scatter(x, p["similarity"], s=18, alpha=0.7, color="C0" if name == "world" else "C1")
+        means = p.groupby("shared")["similarity"].mean()
+        ax.plot(means.index, means.values, "k-o", lw=1, ms=4, label="mean")
+        rho = spearman(p["shared"], p["similarity"])
+        ax.set_title(f"{name}: Spearman {rho:.2f} (66 pairs)")
+        ax.set_xlabel("planted attributes the two classes share")
+        ax.set_xticks(sorted(p["shared"].unique()))
+        ax.legend(loc="upper left")
+    axes[0].set_ylabel("circuit similarity")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def section(lines: dict[str, Any], pairs: pd.DataFrame, cross: pd.DataFrame, s: Settings, seconds: float,
+            figure: str) -> str:
+    """The markdown of the comparison section."""
+    per_layer = [c for c in pairs.columns if c.startswith("overlap_")]
+    rows = []
+    for name in MODELS:
+        p = pairs[pairs["model"] == name]
+        row = {"model": name, "test accuracy": lines[name]["test_accuracy"],
+               "Spearman(similarity, shared attributes)": lines[name]["spearman_shared"],
+               "Spearman(similarity, confusion)": lines[name]["spearman_confusion"]}
+        for c in per_layer:
+            if p[c].notna().any():
+                row[f"Spearman per layer {c[8:]}"] = spearman(p["shared"], p[c])
+        rows.append(row)
+    summary = pd.DataFrame(rows).fillna("-")
+    by_shared = pairs.groupby(["model", "shared"])["similarity"].agg(["count", "mean", "min", "max"]).reset_index()
+    top = (pairs.sort_values("similarity", ascending=False).groupby("model").head(5)
+           [["model", "a", "b", "shared", "similarity", "confusion"]])
+    conf = pairs.sort_values("confusion", ascending=False).groupby("model").head(3)[
+        ["model", "a", "b", "shared", "similarity", "confusion"]]
+    c = lines["cross_model"]
+    cross_rows = cross[["name", "planted", "planted_in_both", "background_in_both", "world_only", "world_vit_only",
+                        "matched_groups", "groups"]]
+    parts = [
+        BEGIN, "", "## Comparing circuits: class similarity and two architectures", "",
+        f"Generated by `python benchmarks/comparison.py` ({seconds / 60:.1f} min on this shared CPU, torch "
+        f"threads {s.threads}). Circuits of all 12 classes of both shipped world models with the settings above "
+        f"(tau {s.tau}, top_k {s.top_k}, {s.ig_steps} IG steps, at most {s.max_nodes} nodes per layer, "
+        f"{s.circuit_images} images per class), every group labelled by the tiny world CLIP.", "",
+        "**Class similarity** (`neurflow-kb query similar`, `neurflow_kb.compare`): each group spreads its share "
+        "of the class (`abs_share`) evenly over its member nodes, so every neuron of a layer carries a mass and "
+        "the masses of a layer sum to 1; the overlap of two classes at a layer is the share both route through "
+        "the same neurons, sum over neurons of min(p_a, p_b); the similarity is the mean overlap over the "
+        "layers below the class layer. Ground truth: the number of planted attributes (shape, colour, texture, "
+        "part) two classes share (0 to 3). Confusion: (C[a,b] + C[b,a]) / (n_a + n_b) of the model's "
+        f"predictions on {s.confusion_images} fresh world images (seed 9000).", "",
+        _md_table(summary), "",
+        f"![similarity against shared attributes]({figure})", "",
+        "Mean similarity by number of shared attributes:", "", _md_table(by_shared), "",
+        "Most similar pairs:", "", _md_table(top), "",
+        "Most confused pairs:", "", _md_table(conf), "",
+        "**Two architectures** (`neurflow-kb query compare CLASS --models world,world_vit`): both models' "
+        "circuits in one knowledge base; a concept is used by a run when it is the best label of one of its "
+        "groups, and groups of the two models are matched by the cosine of their CLIP embeddings (RESEMBLES, "
+        "top 3 per group, cosine >= 0.5). Backgrounds (sky, grass, sand, snow) are nuisances, independent of "
+        "the class; they are listed where they appear.", "",
+        f"Classes whose four planted concepts are all among the concepts used by both models: "
+        f"**{c['classes_all_planted_in_both']} of 12**; planted concepts found in both: "
+        f"{c['planted_in_both']} of 48; background concepts used by both models in "
+        f"{c['classes_with_background_in_both']} of 12 classes.", "",
+        _md_table(cross_rows), "", END]
+    return "\n".join(parts)
+
+
+def write_section(doc: Path, text: str) -> None:
+    """Replace the comparison section of `doc` (between the markers), or append it."""
+    old = doc.read_text() if doc.is_file() else ""
+    if BEGIN in old and END in old:
+        head, rest = old.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        new = head + text + tail
+    else:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    doc.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print one JSON line per model and one for the cross-model comparison."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-docs", action="store_true", help="do not write docs/fidelity.md and the figure")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "fidelity.md")
+    p.add_argument("--save", type=Path, default=None, help="also save the pair and class tables (CSV) here")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from neurflow_kb.labels import load_clip
+    from neurflow_kb.world import world_clip_dir
+    from neurflow_kb.world.train import classifier_accuracy
+
+    torch.set_num_threads(args.threads)
+    s = Settings(threads=args.threads)
+    started = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    clip = load_clip(checkpoint=world_clip_dir())
+    circuits, lines, tables = {}, {}, []
+    for name in MODELS:
+        t0 = time.perf_counter()
+        circuits[name] = circuits_of(name, s, clip, log)
+        pairs = pair_table(name, circuits[name], confusion(name, s))
+        tables.append(pairs)
+        acc = classifier_accuracy(adapter_of(name).model, n=1000, seed=4000)
+        lines[name] = {"benchmark": "comparison", "model": name, "test_accuracy": round(acc, 4), "pairs": len(pairs),
+                       "spearman_shared": round(spearman(pairs["shared"], pairs["similarity"]), 3),
+                       "spearman_confusion": round(spearman(pairs["confusion"], pairs["similarity"]), 3),
+                       "mean_similarity_by_shared": {int(k): round(float(v), 4) for k, v in
+                                                     pairs.groupby("shared")["similarity"].mean().items()},
+                       "seconds": round(time.perf_counter() - t0, 1)}
+        print(json.dumps(lines[name]), flush=True)
+    pairs = pd.concat(tables, ignore_index=True)
+    cross = cross_model(circuits, log)
+    lines["cross_model"] = {
+        "benchmark": "comparison", "models": list(MODELS),
+        "classes_all_planted_in_both": int(cross["all_planted_in_both"].sum()),
+        "planted_in_both": int(cross["planted_in_both"].map(len).sum()),
+        "classes_with_background_in_both": int((cross["background_in_both"].map(len) > 0).sum()),
+        "matched_groups": int(cross["matched_groups"].sum()), "groups": int(cross["groups"].sum())}
+    print(json.dumps(lines["cross_model"]), flush=True)
+    seconds = time.perf_counter() - started
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        pairs.to_csv(args.save / "pairs.csv", index=False)
+        cross.to_json(args.save / "classes.json", orient="records", indent=1)
+        (args.save / "run.json").write_text(json.dumps({"lines": lines, "settings": asdict(s),
+                                                         "seconds": seconds}, indent=1))
+    if not args.no_docs:
+        figures = args.out.parent / "figures"
+        figures.mkdir(parents=True, exist_ok=True)
+        plot(pairs, figures / "comparison_similarity.png")
+        write_section(args.out, section(lines, pairs, cross, s, seconds, "figures/comparison_similarity.png"))
+        log(f"wrote the comparison section of {args.out}")
+    log(json.dumps({"settings": asdict(s), "seconds": round(seconds, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
