@@ -197,3 +197,48 @@ def test_new_queries_return_identical_rows_on_both_stores(tmp_path, two_models, 
             kbh.frames_equal(a, b)
             rows = sum(len(v) for v in a.values()) if isinstance(a, dict) else len(a)
             assert rows > 0, f"{name} returned no rows"
+
+
+def test_cli_similar_shared_and_compare(tmp_path, two_models):
+    import json
+
+    from click.testing import CliRunner
+
+    from neurflow_kb.cli import main
+
+    kb = str(tmp_path / "kb.lbug")
+    with LadybugStore(kb) as st:
+        fill(st, two_models)
+
+    def invoke(*args):
+        env = {k: None for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")}
+        return CliRunner().invoke(main, [*args, "--store", kb], env=env)
+
+    r = invoke("query", "similar", "toy1", "--model", "toy", "--top", "2")
+    assert r.exit_code == 0, r.output
+    header, *rows = r.stdout.splitlines()
+    assert header.split()[-3:] == ["similarity", "b1", "b2"] and len(rows) == 2
+    want = queries.similar(kb, "toy1", model="toy", top=2)
+    for line, score in zip(rows, want["similarity"], strict=True):
+        assert f"{100 * score:.1f}%" in line.split()
+    js = json.loads(invoke("query", "similar", "toy1", "--model", "toy", "--json").stdout)
+    full = queries.similar(kb, "toy1", model="toy")
+    assert [row["similarity"] for row in js] == full["similarity"].tolist()
+
+    r = invoke("query", "shared", "toy1", "toy2", "--model", "toy")
+    parts = queries.similarity(kb, "toy1", "toy2", model="toy")
+    mean = parts.loc[parts["layer"] == "(mean)", "overlap"].iloc[0]
+    assert r.exit_code == 0
+    assert r.stdout.startswith(f"circuit similarity toy1 ~ toy2 (toy@random): {100 * mean:.1f}%")
+    r = invoke("query", "shared", "toy1", "toy2", "--model", "toy", "--by", "layer", "--csv")
+    assert r.stdout.splitlines()[0] == "model,run_a,run_b,layer,depth,overlap,neurons_a,neurons_b,shared"
+
+    r = invoke("query", "compare", "toy1", "--models", "toy,twin")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("A = toy@random") and "concepts:" in r.stdout and "groups:" in r.stdout
+    js = json.loads(invoke("query", "compare", "toy1", "--models", "toy,twin", "--json").stdout)
+    assert set(js) == {"runs", "concepts", "groups"} and js["runs"][1]["model"] == "twin@v2"
+    bad = invoke("query", "compare", "toy1", "--models", "toy")
+    assert bad.exit_code == 2 and bad.stderr.startswith("Error: compare needs two models")
+    bad = invoke("query", "similar", "zebra")
+    assert bad.exit_code == 2 and "unknown class 'zebra'" in bad.stderr

@@ -13,9 +13,9 @@ from neurflow_kb.world import (
     CLASS_NAMES,
     WORLD_CLIP_NAME,
     WORLD_LAYERS,
+    WORLD_VIT_LAYERS,
     concept_prompts,
     generate,
-    WORLD_VIT_LAYERS,
     load_world_classifier,
     load_world_clip,
     load_world_vit,
@@ -26,19 +26,19 @@ from neurflow_kb.world import (
     world_vit_adapter,
 )
 from neurflow_kb.world.classifier import CLASSIFIER_FILE
-from neurflow_kb.world.vit import VIT_FILE
 from neurflow_kb.world.train import (
     TEST_SEED,
     ClassifierTraining,
     ClipTraining,
+    ViTTraining,
     classifier_accuracy,
     clip_batch,
     clip_caption_accuracy,
-    ViTTraining,
     train_classifier,
     train_clip,
     train_vit,
 )
+from neurflow_kb.world.vit import VIT_FILE
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
