@@ -242,3 +242,13 @@ def test_cli_similar_shared_and_compare(tmp_path, two_models):
     assert bad.exit_code == 2 and bad.stderr.startswith("Error: compare needs two models")
     bad = invoke("query", "similar", "zebra")
     assert bad.exit_code == 2 and "unknown class 'zebra'" in bad.stderr
+
+
+def test_push_recomputes_resembles_at_the_destination(tmp_path, two_models):
+    with LadybugStore(tmp_path / "src.lbug") as src, LadybugStore(tmp_path / "dst.lbug") as dst:
+        fill(src, two_models)
+        dst.import_(src.export())
+        assert dst.counts() == src.counts() and src.counts()["RESEMBLES"] > 0
+        pd.testing.assert_frame_equal(resembles_rows(dst), resembles_rows(src), check_exact=True)
+        again = dst.import_(src.export())                     # pushing twice changes nothing
+        assert {r.status for r in again} == {"skipped"} and dst.counts() == src.counts()
