@@ -435,7 +435,11 @@ def q_compare(cls: str, models: str, encoder: str | None, min_share: float, fmt:
     if fmt is None:
         for r in out["runs"].to_dict("records"):
             click.echo(f"{r['side']} = {r['model']} (run {r['run']}), class {r['class']} '{r['class_name']}'")
-    emit(out if fmt else {"concepts": out["concepts"], "groups": out["groups"]}, fmt)
+        click.echo("share = the part of the model's evidence for the class carried by the concept's groups "
+                   "(averaged over layers; a model's concepts add up to 100%); depth = relative depth, 0 = "
+                   "input side, 1 = the class\n")
+        out = {k: out[k].round({"depth_a": 2, "depth_b": 2, "cosine": 3}) for k in ("concepts", "groups")}
+    emit(out, fmt)
 
 
 @query.command("path")
