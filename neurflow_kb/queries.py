@@ -276,6 +276,10 @@ def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: st
         groups = run_named(st, "compare_groups", runs=run_keys, encoder=encoder)
         links = run_named(st, "compare_links", runs=run_keys)
     links = links[links["encoder"] == encoder]
+    # one best label per group (several vocabularies may label it first): the highest score, then the text
+    groups = groups.sort_values(["group_key", "score", "concept"], ascending=[True, False, True],
+                                na_position="last").drop_duplicates("group_key")
+    groups = groups.sort_values(["run", "depth", "group_index"]).reset_index(drop=True)
     groups["rel_depth"] = groups["depth"] / groups["top_depth"].where(groups["top_depth"] > 0, 1)
     ga = groups[groups["run"] == run_keys[0]].reset_index(drop=True)
     gb = groups[groups["run"] == run_keys[1]].reset_index(drop=True)
