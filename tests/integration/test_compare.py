@@ -252,3 +252,19 @@ def test_push_recomputes_resembles_at_the_destination(tmp_path, two_models):
         pd.testing.assert_frame_equal(resembles_rows(dst), resembles_rows(src), check_exact=True)
         again = dst.import_(src.export())                     # pushing twice changes nothing
         assert {r.status for r in again} == {"skipped"} and dst.counts() == src.counts()
+
+
+def test_resembles_need_the_same_encoder_and_class(tmp_path, two_models):
+    with LadybugStore(tmp_path / "kb.lbug") as st:
+        st.write_circuits(two_models)
+        st.write_labels(*synthetic_labels(two_models[:4], encoder="clip-a"))
+        st.write_labels(*synthetic_labels(two_models[4:], encoder="clip-b"))
+        assert st.counts()["RESEMBLES"] == 0                    # embeddings of two encoders never meet
+        st.write_labels(*synthetic_labels(two_models[4:], encoder="clip-a"))
+        rows = resembles_rows(st)
+    runs = {c.key: (c.model, c.target_class) for c in two_models}
+    pairs = {(runs[s.split("/")[0]], runs[d.split("/")[0]])
+             for s, d in zip(rows["src"], rows["dst"], strict=True)}
+    assert pairs == {(("toy", 1), ("twin", 1)), (("twin", 1), ("toy", 1)), (("toy", 2), ("twin", 2)),
+                     (("twin", 2), ("toy", 2))}                 # other models only, same class only
+    assert set(rows["encoder"]) == {"clip-a"} and (rows["cosine"] >= 0.5).all() and rows["rank"].max() <= 3
