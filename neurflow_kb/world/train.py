@@ -140,7 +140,7 @@ class ViTTraining(ClassifierTraining):
     """Settings of the world ViT run (defaults: the shipped checkpoint): AdamW with decoupled weight
     decay on the weight matrices only (not on norms, biases, position embeddings or the class token)."""
 
-    epochs: int = 8
+    epochs: int = 12
     lr: float = 3e-3
     weight_decay: float = 0.05
 
