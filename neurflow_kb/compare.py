@@ -137,30 +137,37 @@ PAIR_COLUMNS = ["used_by", "group_a", "layer_a", "depth_a", "share_a", "label_a"
                 "depth_b", "share_b", "label_b", "cosine"]
 
 
-def concept_use(groups: pd.DataFrame) -> pd.DataFrame:
-    """Per concept of one run: its share (the abs_share of the groups it labels first, over the run's
-    layers, so a run's concepts sum to 1 when every group is labelled), the share-weighted relative depth
-    of those groups (0 = input side, 1 = the class) and their number. `groups` has one row per group:
-    concept (rank-1 label, None if unlabelled), abs_share, rel_depth, layers (layers with groups)."""
-    g = groups[groups["concept"].notna()]
-    if g.empty:
-        return pd.DataFrame(columns=["concept", "share", "depth", "groups"])
-    layers = float(groups["depth"].nunique())
+def concept_use(labels: pd.DataFrame) -> pd.DataFrame:
+    """Per concept of one run: its share, the share-weighted relative depth of the groups it labels
+    (0 = input side, 1 = the class) and how many groups it labels. A group's `abs_share` is split among its
+    labels in proportion to their scores (negative scores count 0), and summed per concept over the run,
+    divided by the run's number of layers with groups: a run's concepts sum to 1 when every group is
+    labelled. `labels` has one row per (group, label): group_key, depth, rel_depth, abs_share, concept
+    (None for an unlabelled group), score."""
+    cols = ["concept", "share", "depth", "groups"]
+    layers = float(labels["depth"].nunique()) or 1.0
+    lab = labels[labels["concept"].notna()].copy()
+    if lab.empty:
+        return pd.DataFrame(columns=cols)
+    lab["score"] = lab["score"].astype(float).clip(lower=0.0)
+    total = lab.groupby("group_key")["score"].transform("sum")
+    lab["w"] = np.where(total > 0, lab["abs_share"] * lab["score"] / total.where(total > 0, 1.0), 0.0)
     out = []
-    for concept, part in g.sort_values(["concept", "group_key"]).groupby("concept", sort=True):
-        w = part["abs_share"].to_numpy(float)
-        share = float(w.sum()) / layers
+    for concept, part in lab.sort_values(["concept", "group_key"]).groupby("concept", sort=True):
+        w = part["w"].to_numpy(float)
         rel = part["rel_depth"].to_numpy(float)
         depth = float((w * rel).sum() / w.sum()) if w.sum() > 0 else float(rel.mean())
-        out.append({"concept": str(concept), "share": share, "depth": depth, "groups": len(part)})
-    return pd.DataFrame(out, columns=["concept", "share", "depth", "groups"])
+        out.append({"concept": str(concept), "share": float(w.sum()) / layers, "depth": depth,
+                    "groups": int(part["group_key"].nunique())})
+    return pd.DataFrame(out, columns=cols)
 
 
-def compare_concepts(groups_a: pd.DataFrame, groups_b: pd.DataFrame, name_a: str, name_b: str,
+def compare_concepts(labels_a: pd.DataFrame, labels_b: pd.DataFrame, name_a: str, name_b: str,
                      min_share: float = 0.0) -> pd.DataFrame:
-    """Concepts used by both runs, by A only and by B only (used = share above `min_share`)."""
-    a = concept_use(groups_a)
-    b = concept_use(groups_b)
+    """Concepts used by both runs, by A only and by B only (used = share above `min_share`; rows of
+    `concept_use`)."""
+    a = concept_use(labels_a)
+    b = concept_use(labels_b)
     a = a[a["share"] > min_share]
     b = b[b["share"] > min_share]
     m = a.merge(b, on="concept", how="outer", suffixes=("_a", "_b"))

@@ -235,17 +235,22 @@ COMPARE_FRAMES = ("runs", "concepts", "groups")
 
 
 def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: str | None = None,
-            min_share: float = 0.0) -> dict[str, pd.DataFrame]:
+            min_share: float = 0.0, ranks: int = 5) -> dict[str, pd.DataFrame]:
     """Class `cls` in two models (labelled with one CLIP encoder): `concepts` used by both, by A only and
-    by B only (a concept is used by a run when it is the best label of one of its groups; its share is
-    those groups' abs_share over the run's layers, its depth their share-weighted relative depth, 0 = the
-    input side, 1 = the class), and `groups` paired across the models by RESEMBLES (embedding cosine),
-    then the groups of either that resemble nothing in the other. `runs` names A and B."""
+    by B only, and `groups` paired across the models by RESEMBLES (embedding cosine), then the groups of
+    either that resemble nothing in the other; `runs` names A and B.
+
+    A concept's share in a run: each group's share of the class (abs_share) split among its labels of rank
+    <= `ranks` in proportion to their scores, summed over the groups, over the run's layers (a run's
+    concepts add up to 1); its depth: the share-weighted relative depth of those groups (0 = input side,
+    1 = the class). A concept is used when its share exceeds `min_share`."""
     from .compare import compare_concepts, compare_groups
 
     names = [m.strip() for m in models if m and m.strip()]
     if len(names) != 2:
         raise UserError(f"compare needs two models, e.g. --models world,world-vit (got {list(models)!r})")
+    if int(ranks) < 1:
+        raise UserError(f"ranks must be >= 1 (got {ranks})")
     with _opened(store) as st:
         picked = []
         for name in names:
@@ -273,16 +278,15 @@ def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: st
         elif encoder not in common:
             raise UserError(f"the runs are not both labelled by {encoder!r} (common: "
                             f"{', '.join(common) or 'none'})")
-        groups = run_named(st, "compare_groups", runs=run_keys, encoder=encoder)
+        labels = run_named(st, "compare_groups", runs=run_keys, encoder=encoder, ranks=int(ranks))
         links = run_named(st, "compare_links", runs=run_keys)
     links = links[links["encoder"] == encoder]
-    # one best label per group (several vocabularies may label it first): the highest score, then the text
-    groups = groups.sort_values(["group_key", "score", "concept"], ascending=[True, False, True],
-                                na_position="last").drop_duplicates("group_key")
-    groups = groups.sort_values(["run", "depth", "group_index"]).reset_index(drop=True)
-    groups["rel_depth"] = groups["depth"] / groups["top_depth"].where(groups["top_depth"] > 0, 1)
-    ga = groups[groups["run"] == run_keys[0]].reset_index(drop=True)
-    gb = groups[groups["run"] == run_keys[1]].reset_index(drop=True)
+    labels["rel_depth"] = labels["depth"] / labels["top_depth"].where(labels["top_depth"] > 0, 1)
+    # a concept once per group (several vocabularies may give it): its best score
+    labels = labels.sort_values(["group_key", "score", "rank"], ascending=[True, False, True],
+                                na_position="last").drop_duplicates(["group_key", "concept"])
+    # per group, its best label names it in the group table
+    groups = labels.drop_duplicates("group_key").sort_values(["run", "depth", "group_index"])
     label_a, label_b = (str(p["model"]).split("@")[0] for p in picked)
     if label_a == label_b:
         label_a, label_b = str(picked[0]["model"]), str(picked[1]["model"])
@@ -290,9 +294,12 @@ def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: st
                             "name": [label_a, label_b], "run": run_keys,
                             "class": [int(p["class"]) for p in picked],
                             "class_name": [p["class_name"] for p in picked], "encoder": encoder})
-    return {"runs": runs_df,
-            "concepts": compare_concepts(ga, gb, label_a, label_b, min_share=float(min_share)),
-            "groups": compare_groups(ga, gb, links, label_a, label_b)}
+    concepts = compare_concepts(labels[labels["run"] == run_keys[0]], labels[labels["run"] == run_keys[1]],
+                                label_a, label_b, min_share=float(min_share))
+    pairs = compare_groups(groups[groups["run"] == run_keys[0]].reset_index(drop=True),
+                           groups[groups["run"] == run_keys[1]].reset_index(drop=True), links, label_a,
+                           label_b)
+    return {"runs": runs_df, "concepts": concepts, "groups": pairs}
 
 
 def path(store: StoreLike, group_key: str, max_steps: int = 64) -> pd.DataFrame:

@@ -419,25 +419,28 @@ def q_similar(cls: str, model: str | None, top: int, fmt: str | None, opts: Stor
               "runs are labelled with).")
 @click.option("--min-share", default=0.0, show_default=True, type=float,
               help="A concept counts as used when its share of the run exceeds this (0.02 = 2%).")
+@click.option("--ranks", default=5, show_default=True, type=int,
+              help="Labels of each group that count, best first (1 = only its best label).")
 @output_options
 @store_options
-def q_compare(cls: str, models: str, encoder: str | None, min_share: float, fmt: str | None,
+def q_compare(cls: str, models: str, encoder: str | None, min_share: float, ranks: int, fmt: str | None,
               opts: StoreOptions) -> None:
-    """What two models use for CLASS: concepts (best labels of their groups) used by both, by A only and
+    """What two models use for CLASS: concepts (the labels of their groups) used by both, by A only and
     by B only, and groups paired across the models by CLIP embedding cosine (RESEMBLES).
 
-    share = the part of the run's class share carried by the concept's groups (or the group); depth =
-    relative depth, 0 = the input side, 1 = the class."""
+    share = the part of the model's evidence for the class carried by the concept (each group's share
+    split among its labels by score); depth = relative depth, 0 = the input side, 1 = the class."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
-        out = queries.compare(store, _class_arg(cls), models.split(","), encoder=encoder, min_share=min_share)
+        out = queries.compare(store, _class_arg(cls), models.split(","), encoder=encoder, min_share=min_share,
+                              ranks=ranks)
     if fmt is None:
         for r in out["runs"].to_dict("records"):
             click.echo(f"{r['side']} = {r['model']} (run {r['run']}), class {r['class']} '{r['class_name']}'")
-        click.echo("share = the part of the model's evidence for the class carried by the concept's groups "
-                   "(averaged over layers; a model's concepts add up to 100%); depth = relative depth, 0 = "
-                   "input side, 1 = the class\n")
+        click.echo("share = the part of the model's evidence for the class carried by the concept (each "
+                   "group's share split among its labels by score, averaged over layers; a model's concepts "
+                   "add up to 100%); depth = relative depth, 0 = input side, 1 = the class\n")
         out = {k: out[k].round({"depth_a": 2, "depth_b": 2, "cosine": 3}) for k in ("concepts", "groups")}
     emit(out, fmt)
 

@@ -13,7 +13,7 @@ from neurflow_kb.compare import circuit_similarity, concept_use
 from neurflow_kb.errors import UserError
 from neurflow_kb.store import LadybugStore
 from neurflow_kb.store.links import ResemblanceConfig, link_runs, resemblances
-from neurflow_kb.store.synthetic import synthetic_circuit, synthetic_concept, synthetic_labels
+from neurflow_kb.store.synthetic import synthetic_circuit, synthetic_labels
 
 TWIN_CHAIN = (("stem", 24), ("s1", 40), ("s2", 40), ("s3", 64), ("head", 10))
 TOY_NAMES = [f"toy{j}" for j in range(10)]
@@ -128,11 +128,11 @@ def test_compare_lists_concepts_of_both_models_with_their_shares(tmp_path, two_m
     concepts = out["concepts"]
 
     def use(c):
-        rows = list(c.groups.itertuples(index=False))
-        g = c.groups.assign(concept=[synthetic_concept(r.depth, r.group) for r in rows],
-                            group_key=[f"{c.key}/{r.layer}/{r.group}" for r in rows],
-                            rel_depth=c.groups["depth"] / (len(c.layers) - 1))
-        return concept_use(g).set_index("concept")
+        lab, _ = labels_for([c])
+        keys = [f"{c.key}/{r.layer}/{r.group}" for r in c.groups.itertuples(index=False)]
+        g = c.groups.assign(group_key=keys, rel_depth=c.groups["depth"] / (len(c.layers) - 1))
+        rows = lab.merge(g[["group_key", "depth", "rel_depth", "abs_share"]], on="group_key")
+        return concept_use(rows).set_index("concept")
 
     ua, ub = use(toy1), use(twin1)
     assert abs(ua["share"].sum() - 1.0) < 1e-9 and abs(ub["share"].sum() - 1.0) < 1e-9
