@@ -53,7 +53,7 @@ def _model_keys(store: BaseStore, model: str | None) -> list[str]:
                         "`neurflow-kb load`")
     if model is None:
         return df["model"].tolist()
-    def norm(text: object) -> str:       # registry names: 'world-vit' and 'world_vit' are one model
+    def norm(text: object) -> str:       # registry names: 'world-plain' and 'world_plain' are one model
         return str(text).strip().lower().replace("-", "_")
 
     hit = df[(df["model"] == model) | (df["name"] == model)]
@@ -248,7 +248,7 @@ def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: st
 
     names = [m.strip() for m in models if m and m.strip()]
     if len(names) != 2:
-        raise UserError(f"compare needs two models, e.g. --models world,world-vit (got {list(models)!r})")
+        raise UserError(f"compare needs two models, e.g. --models world,world-plain (got {list(models)!r})")
     if int(ranks) < 1:
         raise UserError(f"ranks must be >= 1 (got {ranks})")
     with _opened(store) as st:

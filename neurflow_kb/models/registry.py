@@ -20,8 +20,8 @@ Default chains (whole blocks, bottom -> top, class logits last):
 - EfficientNet-Lite0: the last block of each stage from 28x28 down (``_blocks.2/4/7/10/14/15``) and ``_fc``.
 - world: the planted-concept world's classifier (`neurflow_kb.world`), ``layer1`` .. ``layer4`` and ``fc``;
   its weights ship with the package.
-- world_vit (or world-vit): the world's small vision transformer, ``block1`` .. ``block4`` and ``head``
-  (tokens pooled over patches); its weights ship with the package too.
+- world_plain (or world-plain): the world's plain convolutional net (no skip connections), ``block1`` ..
+  ``block4`` and ``fc``; its weights ship with the package too.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _vit_head_init(model: nn.Module) -> None:
 _LITE0 = "efficientnet_lite0"
 _LITE0_WEIGHTS_ID = "efficientnet-lite0-57934424"
 _WORLD = "world"
-_WORLD_VIT = "world_vit"
+_WORLD_PLAIN = "world_plain"
 
 _SPECS: dict[str, _Spec] = {
     spec.name: spec
@@ -114,10 +114,9 @@ _SPECS: dict[str, _Spec] = {
         _Spec(_WORLD, "the planted-concept world's ResNet-style classifier (12 classes, 64 px; weights "
               "shipped with neurflow-kb; see neurflow_kb.world)",
               ("layer1", "layer2", "layer3", "layer4", "fc")),
-        _Spec(_WORLD_VIT, "the planted-concept world's small vision transformer (12 classes, 64 px, "
-              "convolutional stem, 4 blocks; neurons = residual-stream features; weights shipped with "
-              "neurflow-kb)",
-              ("block1", "block2", "block3", "block4", "head"), tokens=True),
+        _Spec(_WORLD_PLAIN, "the planted-concept world's plain convolutional net (12 classes, 64 px, no skip "
+              "connections; weights shipped with neurflow-kb)",
+              ("block1", "block2", "block3", "block4", "fc")),
     ]
 }
 
@@ -150,10 +149,10 @@ def list_adapters() -> list[AdapterInfo]:
     """The built-in models with their default layer chains and default weights ids (builds nothing)."""
     out = []
     for spec in _SPECS.values():
-        if spec.name in (_WORLD, _WORLD_VIT):
-            from ..world import CLASS_NAMES, world_vit_weights_id, world_weights_id
+        if spec.name in (_WORLD, _WORLD_PLAIN):
+            from ..world import CLASS_NAMES, world_plain_weights_id, world_weights_id
 
-            wid = world_weights_id() if spec.name == _WORLD else world_vit_weights_id()
+            wid = world_weights_id() if spec.name == _WORLD else world_plain_weights_id()
             out.append(AdapterInfo(spec.name, spec.description, spec.layers, wid, spec.tokens,
                                    num_classes=len(CLASS_NAMES)))
             continue
@@ -273,16 +272,16 @@ def _build_world(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, l
         list(CLASS_NAMES)
 
 
-def _build_world_vit(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
-    from ..world import CLASS_NAMES, WorldViT, world_preprocess, world_vit_weights_id
-    from ..world.vit import VIT_FILE
+def _build_world_plain(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
+    from ..world import CLASS_NAMES, WorldPlainNet, world_plain_weights_id, world_preprocess
+    from ..world.plain import PLAIN_FILE
 
-    model = _seeded(WorldViT, seed)
+    model = _seeded(WorldPlainNet, seed)
     if weights == "random":
         return model, "random", world_preprocess(), list(CLASS_NAMES)
-    path = VIT_FILE if weights == "default" else weights
-    _load_into(model, read_state_dict(path), _WORLD_VIT, str(path))
-    return model, world_vit_weights_id() if weights == "default" else str(weights), world_preprocess(), \
+    path = PLAIN_FILE if weights == "default" else weights
+    _load_into(model, read_state_dict(path), _WORLD_PLAIN, str(path))
+    return model, world_plain_weights_id() if weights == "default" else str(weights), world_preprocess(), \
         list(CLASS_NAMES)
 
 
@@ -295,8 +294,8 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
         model, weights_id, preprocess, categories = _build_lite0(weights, seed)
     elif spec.name == _WORLD:
         model, weights_id, preprocess, categories = _build_world(weights, seed)
-    elif spec.name == _WORLD_VIT:
-        model, weights_id, preprocess, categories = _build_world_vit(weights, seed)
+    elif spec.name == _WORLD_PLAIN:
+        model, weights_id, preprocess, categories = _build_world_plain(weights, seed)
     else:
         model, weights_id, preprocess, categories = _build_torchvision(spec, weights, seed)
     adapter = ModelAdapter(model, list(layers) if layers is not None else list(spec.layers), name=spec.name,

@@ -1,7 +1,7 @@
 """Seeded, reproducible training of the world classifier and the tiny world CLIP on this CPU.
 
     python -m neurflow_kb.world.train classifier          # ~3 min, writes assets/world_classifier.pt
-    python -m neurflow_kb.world.train vit                 # ~4 min, writes assets/world_vit.pt
+    python -m neurflow_kb.world.train plain               # ~4 min, writes assets/world_plain.pt
     python -m neurflow_kb.world.train clip                # ~5 min, writes assets/world_clip/
     python -m neurflow_kb.world.train evaluate            # accuracy of the shipped checkpoints
 
@@ -51,12 +51,12 @@ from .generator import (
     region_caption,
     region_concepts,
 )
-from .vit import VIT_FILE, WorldViT, load_world_vit
+from .plain import PLAIN_FILE, WorldPlainNet, load_world_plain
 
 TEST_SEED = 7            # the held-out test set of the accuracy figures and the tests
 _CLASSIFIER_SEEDS = 1_000_000
 _CLIP_SEEDS = 2_000_000
-_VIT_SEEDS = 3_000_000
+_PLAIN_SEEDS = 3_000_000
 
 
 def _say(message: str) -> None:
@@ -135,23 +135,6 @@ class ClassifierTraining:
     threads: int = 1
 
 
-@dataclass
-class ViTTraining(ClassifierTraining):
-    """Settings of the world ViT run (defaults: the shipped checkpoint): AdamW with decoupled weight
-    decay on the weight matrices only (not on norms, biases, position embeddings or the class token)."""
-
-    epochs: int = 12
-    lr: float = 3e-3
-    weight_decay: float = 0.05
-
-
-def _vit_param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (decay if p.ndim >= 2 and name not in ("pos", "cls_token") else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
 @torch.no_grad()
 def classifier_accuracy(model: nn.Module, n: int = 1000, seed: int = TEST_SEED,
                         batch: WorldBatch | None = None) -> float:
@@ -166,17 +149,17 @@ def classifier_accuracy(model: nn.Module, n: int = 1000, seed: int = TEST_SEED,
 def train_classifier(cfg: ClassifierTraining | None = None, log: Callable[[str], None] | None = _say
                      ) -> TrainResult:
     """Train `WorldNet` on fresh world images with AdamW and a one-cycle schedule."""
-    return _train(cfg or ClassifierTraining(), log, WorldNet, None, _CLASSIFIER_SEEDS, "classifier")
+    return _train(cfg or ClassifierTraining(), log, WorldNet, _CLASSIFIER_SEEDS, "classifier")
 
 
-def train_vit(cfg: ViTTraining | None = None, log: Callable[[str], None] | None = _say) -> TrainResult:
-    """Train `WorldViT` the same way (fresh images every epoch, one-cycle AdamW), with its own data seeds."""
-    return _train(cfg or ViTTraining(), log, WorldViT, _vit_param_groups, _VIT_SEEDS, "vit")
+def train_plain(cfg: ClassifierTraining | None = None,
+                log: Callable[[str], None] | None = _say) -> TrainResult:
+    """Train `WorldPlainNet` the same way (fresh images every epoch, one-cycle AdamW), other data seeds."""
+    return _train(cfg or ClassifierTraining(), log, WorldPlainNet, _PLAIN_SEEDS, "plain")
 
 
 def _train(cfg: ClassifierTraining, log: Callable[[str], None] | None, factory: Callable[[], nn.Module],
-           groups: Callable[[nn.Module, float], list[dict[str, Any]]] | None, seeds: int, what: str
-           ) -> TrainResult:
+           seeds: int, what: str) -> TrainResult:
     log = log or (lambda _: None)
     started = time.perf_counter()
     cpu0 = time.process_time()
@@ -184,8 +167,7 @@ def _train(cfg: ClassifierTraining, log: Callable[[str], None] | None, factory: 
     test = generate(cfg.test_images, TEST_SEED)
     with deterministic(cfg.seed, cfg.threads):
         model = factory()
-        params = groups(model, cfg.weight_decay) if groups else model.parameters()
-        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = cfg.images_per_epoch // cfg.batch_size
         sched = _one_cycle(opt, cfg.epochs * steps_per_epoch)
         order_gen = torch.Generator().manual_seed(cfg.seed)
@@ -445,7 +427,7 @@ def evaluate_shipped(n: int = 1000, threads: int = 1) -> dict[str, float]:
 
     torch.set_num_threads(threads)
     out = {"classifier_test_accuracy": classifier_accuracy(load_world_classifier(), n),
-           "vit_test_accuracy": classifier_accuracy(load_world_vit(), n)}
+           "plain_test_accuracy": classifier_accuracy(load_world_plain(), n)}
     model, _, tokenizer = load_world_clip()
     out["clip_caption_top1"] = clip_caption_accuracy(model, tokenizer, n)
     out["clip_concept_top1_crops"] = clip_concept_accuracy(model, tokenizer, n)
@@ -455,7 +437,7 @@ def evaluate_shipped(n: int = 1000, threads: int = 1) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """CLI: train the classifier or the tiny CLIP, or evaluate the shipped checkpoints."""
     p = argparse.ArgumentParser(prog="python -m neurflow_kb.world.train", description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["classifier", "vit", "clip", "evaluate"])
+    p.add_argument("what", choices=["classifier", "plain", "clip", "evaluate"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs", type=int, default=None, help="classifier epochs")
@@ -467,9 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "evaluate":
         print(json.dumps(evaluate_shipped(threads=args.threads)))
         return 0
-    if args.what in ("classifier", "vit"):
-        ccfg = (ClassifierTraining if args.what == "classifier" else ViTTraining)(seed=args.seed,
-                                                                                   threads=args.threads)
+    if args.what in ("classifier", "plain"):
+        ccfg = ClassifierTraining(seed=args.seed, threads=args.threads)
         if args.epochs:
             ccfg.epochs = args.epochs
         if args.images_per_epoch:
@@ -480,8 +461,8 @@ def main(argv: list[str] | None = None) -> int:
             result = train_classifier(ccfg)
             path = save_classifier(result, args.out or CLASSIFIER_FILE)
         else:
-            result = train_vit(ccfg)
-            path = save_classifier(result, args.out or VIT_FILE)
+            result = train_plain(ccfg)
+            path = save_classifier(result, args.out or PLAIN_FILE)
     else:
         kcfg = ClipTraining(seed=args.seed, threads=args.threads)
         if args.steps:
