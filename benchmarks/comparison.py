@@ -38,32 +38,24 @@ import pandas as pd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fidelity import Settings as FidelitySettings  # noqa: E402  (the circuits of benchmarks/fidelity.py)
+
 BEGIN = "<!-- comparison:begin (benchmarks/comparison.py writes this section) -->"
 END = "<!-- comparison:end -->"
 MODELS = ("world", "world_plain")
 
 
 @dataclass
-class Settings:
-    """Knobs of one run: benchmarks/fidelity.py's circuit settings with 16 nodes per layer and 30 images per
-    class (at 8 nodes and 20 images the similarity of the world CNN tracked the attributes less: Spearman
-    0.41 against 0.47)."""
+class Settings(FidelitySettings):
+    """benchmarks/fidelity.py's circuit settings with 16 nodes per layer and 30 images per class (at 8
+    nodes and 20 images the similarity of the world CNN tracked the attributes less: Spearman 0.41 against
+    0.47), plus the confusion set and the labels kept per group."""
 
-    tau: int = 8
-    top_k: int = 30
-    ig_steps: int = 16
     max_nodes: int = 16
     circuit_images: int = 30
     confusion_images: int = 2400
     labels_per_group: int = 5
-    seed: int = 0
-    threads: int = 1
-
-    def neurflow(self) -> Any:
-        from neurflow_kb import NeurFlowConfig
-
-        return NeurFlowConfig(tau=self.tau, top_k=self.top_k, ig_steps=self.ig_steps,
-                              max_nodes_per_layer=self.max_nodes, seed=self.seed, class_filter="predicted")
 
 
 def adapter_of(name: str) -> Any:

@@ -259,29 +259,27 @@ def _build_lite0(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, l
     return model, str(weights), preprocess, _imagenet_categories()
 
 
-def _build_world(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
-    from ..world import CLASS_NAMES, WorldNet, world_preprocess, world_weights_id
+def _build_world(name: str, weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
+    """One of the world's shipped models (`world`: WorldNet, `world_plain`: WorldPlainNet)."""
+    from ..world import (
+        CLASS_NAMES,
+        WorldNet,
+        WorldPlainNet,
+        world_plain_weights_id,
+        world_preprocess,
+        world_weights_id,
+    )
     from ..world.classifier import CLASSIFIER_FILE
-
-    model = _seeded(WorldNet, seed)
-    if weights == "random":
-        return model, "random", world_preprocess(), list(CLASS_NAMES)
-    path = CLASSIFIER_FILE if weights == "default" else weights
-    _load_into(model, read_state_dict(path), _WORLD, str(path))
-    return model, world_weights_id() if weights == "default" else str(weights), world_preprocess(), \
-        list(CLASS_NAMES)
-
-
-def _build_world_plain(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
-    from ..world import CLASS_NAMES, WorldPlainNet, world_plain_weights_id, world_preprocess
     from ..world.plain import PLAIN_FILE
 
-    model = _seeded(WorldPlainNet, seed)
+    factory, shipped, shipped_id = ((WorldNet, CLASSIFIER_FILE, world_weights_id) if name == _WORLD else
+                                    (WorldPlainNet, PLAIN_FILE, world_plain_weights_id))
+    model = _seeded(factory, seed)
     if weights == "random":
         return model, "random", world_preprocess(), list(CLASS_NAMES)
-    path = PLAIN_FILE if weights == "default" else weights
-    _load_into(model, read_state_dict(path), _WORLD_PLAIN, str(path))
-    return model, world_plain_weights_id() if weights == "default" else str(weights), world_preprocess(), \
+    path = shipped if weights == "default" else weights
+    _load_into(model, read_state_dict(path), name, str(path))
+    return model, shipped_id() if weights == "default" else str(weights), world_preprocess(), \
         list(CLASS_NAMES)
 
 
@@ -292,10 +290,8 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
     weights = str(weights)
     if spec.name == _LITE0:
         model, weights_id, preprocess, categories = _build_lite0(weights, seed)
-    elif spec.name == _WORLD:
-        model, weights_id, preprocess, categories = _build_world(weights, seed)
-    elif spec.name == _WORLD_PLAIN:
-        model, weights_id, preprocess, categories = _build_world_plain(weights, seed)
+    elif spec.name in (_WORLD, _WORLD_PLAIN):
+        model, weights_id, preprocess, categories = _build_world(spec.name, weights, seed)
     else:
         model, weights_id, preprocess, categories = _build_torchvision(spec, weights, seed)
     adapter = ModelAdapter(model, list(layers) if layers is not None else list(spec.layers), name=spec.name,

@@ -74,16 +74,18 @@ def world_preprocess() -> Any:
 
 def world_weights_id() -> str:
     """A short id of the shipped classifier weights ('world-' + first 12 hex digits of their SHA-256)."""
-    import hashlib
-
-    return "world-" + hashlib.sha256(CLASSIFIER_FILE.read_bytes()).hexdigest()[:12]
+    return _file_id("world-", CLASSIFIER_FILE)
 
 
 def world_plain_weights_id() -> str:
     """A short id of the shipped plain world net ('world-plain-' + first 12 hex digits of its SHA-256)."""
+    return _file_id("world-plain-", PLAIN_FILE)
+
+
+def _file_id(prefix: str, path: Any) -> str:
     import hashlib
 
-    return "world-plain-" + hashlib.sha256(PLAIN_FILE.read_bytes()).hexdigest()[:12]
+    return prefix + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def world_plain_adapter(path: str | None = None, layers: list[str] | None = None) -> Any:

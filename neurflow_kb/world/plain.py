@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UserError
-from .classifier import ASSETS, WORLD_WIDTHS
+from .classifier import ASSETS, WORLD_WIDTHS, load_checkpoint
 from .generator import CLASS_NAMES
 
 PLAIN_FILE = ASSETS / "world_plain.pt"
@@ -47,14 +46,4 @@ class WorldPlainNet(nn.Module):
 
 def load_world_plain(path: str | Path | None = None) -> WorldPlainNet:
     """The trained plain world net in eval mode (the shipped weights, or a state dict at `path`)."""
-    p = Path(path) if path is not None else PLAIN_FILE
-    if not p.is_file():
-        raise UserError(f"plain world net weights not found at {p}; train them with "
-                        "`python -m neurflow_kb.world.train plain` or reinstall neurflow-kb")
-    state = torch.load(p, map_location="cpu", weights_only=True)
-    model = WorldPlainNet()
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise UserError(f"{p} does not hold WorldPlainNet weights: {str(exc).splitlines()[0]}") from exc
-    return model.eval()
+    return load_checkpoint(WorldPlainNet, path, PLAIN_FILE, "plain world net", "plain")
