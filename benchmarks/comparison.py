@@ -242,6 +242,8 @@ def section(lines: dict[str, Any], pairs: pd.DataFrame, cross: pd.DataFrame, s: 
            [["model", "a", "b", "shared", "similarity", "confusion", "soft_confusion"]])
     conf = pairs.sort_values("soft_confusion", ascending=False).groupby("model").head(3)[
         ["model", "a", "b", "shared", "similarity", "confusion", "soft_confusion"]]
+    kinds = attribute_table(pairs)
+    note = reading(lines, pairs)
     c = lines["cross_model"]
     cross_rows = cross[["name", "min_share", "planted_in_both", "other_in_both", "background_in_both",
                         "world_only", "world_plain_only", "matched_groups", "groups"]]
@@ -271,6 +273,8 @@ def section(lines: dict[str, Any], pairs: pd.DataFrame, cross: pd.DataFrame, s: 
         _md_table(summary), "",
         f"![similarity against shared attributes]({figure})", "",
         "Each layer's overlap alone:", "", _md_table(pd.DataFrame(layer_rows)), "",
+        "Mean similarity of the pairs that share an attribute of each kind, and of those that do not:", "",
+        _md_table(kinds), "", note, "",
         "Mean similarity by number of shared attributes:", "", _md_table(by_shared), "",
         "Most similar pairs:", "", _md_table(top), "",
         "Most confused pairs (soft confusion):", "", _md_table(conf), "",
@@ -283,6 +287,46 @@ def section(lines: dict[str, Any], pairs: pd.DataFrame, cross: pd.DataFrame, s: 
         totals + ".", "",
         _md_table(cross_rows), "", END]
     return "\n".join(parts)
+
+
+def attribute_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Per model and attribute kind: mean similarity of the pairs sharing it and of the others."""
+    from neurflow_kb.world import CLASS_KINDS, CLASS_NAMES, WORLD_CLASSES
+
+    idx = {n: i for i, n in enumerate(CLASS_NAMES)}
+    rows = []
+    for name, p in pairs.groupby("model", sort=False):
+        for k, kind in enumerate(CLASS_KINDS):
+            same = np.array([WORLD_CLASSES[idx[a]].concepts[k] == WORLD_CLASSES[idx[b]].concepts[k]
+                             for a, b in zip(p["a"], p["b"], strict=True)])
+            rows.append({"model": name, "attribute": kind, "pairs sharing it": int(same.sum()),
+                         "mean similarity, shared": float(p["similarity"][same].mean()),
+                         "mean similarity, not shared": float(p["similarity"][~same].mean())})
+    return pd.DataFrame(rows)
+
+
+def reading(lines: dict[str, Any], pairs: pd.DataFrame) -> str:
+    """A paragraph that reads the numbers of this run."""
+    rhos = ", ".join(f"{m} {lines[m]['spearman_shared']:.2f}" for m in MODELS)
+    verdict = "reaches" if all(lines[m]["spearman_shared"] >= 0.5 for m in MODELS) else "stays below"
+    kinds = attribute_table(pairs)
+    kinds["gap"] = kinds["mean similarity, shared"] - kinds["mean similarity, not shared"]
+    gaps, examples = [], []
+    for m in MODELS:
+        k = kinds[kinds["model"] == m].sort_values("gap")
+        big, small = k.iloc[-1], k.iloc[0]
+        yes, no = "mean similarity, shared", "mean similarity, not shared"
+        gaps.append(f"{m}: {big['attribute']} {big[yes]:.2f} against {big[no]:.2f}, {small['attribute']} "
+                    f"{small[yes]:.2f} against {small[no]:.2f}")
+        p = pairs[pairs["model"] == m]
+        lo = p[p["shared"] == p["shared"].max()].sort_values("similarity").iloc[0]
+        hi = p[p["shared"] == 0].sort_values("similarity").iloc[-1]
+        examples.append(f"{m}: {lo['a']}/{lo['b']} share {int(lo['shared'])} attributes at "
+                        f"{lo['similarity']:.2f}, {hi['a']}/{hi['b']} share none at {hi['similarity']:.2f}")
+    return (f"Reading: similarity rises with the number of shared attributes in both models, but the rank "
+            f"correlation ({rhos}) {verdict} 0.5. The attributes do not weigh the same for these models "
+            f"(largest and smallest gap: {'; '.join(gaps)}), and classes that share attributes can still "
+            f"route their share through different neurons ({'; '.join(examples)}).")
 
 
 def _models_note() -> str:
