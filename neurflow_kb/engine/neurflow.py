@@ -9,12 +9,10 @@ the class.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.metadata
 import random
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +27,17 @@ from ..config import NeurFlowConfig
 from ..data import CropPlan, ImageSet, filter_by_class, iter_batches, load_images, plan_crops, thumbnail_png
 from ..errors import UserError
 from ..models import ModelAdapter, as_adapter
+from .certify import (
+    Attribution,
+    Certification,
+    certify_transition,
+    importance_of,
+    refine,
+    uncertain_selection,
+)
 from .clustering import Clustering, ward_silhouette
 from .groups import build_groups
-from .ig import IGResult, fast_integrated_gradients, integrated_gradients, per_neuron_integrated_gradients
+from .ig import fast_steps, integrated_gradients, per_neuron_integrated_gradients, tf32
 
 
 @dataclass
@@ -53,6 +59,11 @@ class LayerResult:
     completeness_error: float = 0.0
     seconds: float = 0.0
     ig_seconds: float = 0.0
+    exact: dict[int, bool] = field(default_factory=dict)
+    bound: dict[int, np.ndarray] = field(default_factory=dict)
+    certification: Certification | None = None
+    approx_importance: dict[int, np.ndarray] = field(default_factory=dict)
+    approx_bound: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -65,21 +76,6 @@ def seed_everything(seed: int) -> None:
 def top_indices(values: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest values, ties broken by the lower index (deterministic top-k)."""
     return np.argsort(-values, kind="stable")[:k]
-
-
-@contextlib.contextmanager
-def _backend_flags(cfg: NeurFlowConfig) -> Iterator[None]:
-    """TF32 on or off as the config says, for one fit only; restored afterwards.
-
-    PyTorch lets cuDNN convolutions use TF32 by default, so exact float32 must switch it off explicitly.
-    """
-    backends = torch.backends
-    saved = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32
-    backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = cfg.allow_tf32
-    try:
-        yield
-    finally:
-        backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32 = saved
 
 
 def _versions() -> dict[str, str]:
@@ -104,7 +100,8 @@ class NeurFlow:
     """NeurFlow circuit extraction, scikit-learn style: configure in `__init__`, compute in `fit`.
 
     ``NeurFlow(NeurFlowConfig(tau=8)).fit("resnet50", "images/", 309)`` returns a `Circuit`; the fitted
-    attributes ``circuit_``, ``adapter_`` and ``images_`` stay on the object.
+    attributes ``circuit_``, ``adapter_``, ``images_`` and ``layer_results_`` (per transition, with the
+    full importance vectors and, when certified, their error bounds) stay on the object.
     """
 
     def __init__(self, config: NeurFlowConfig | None = None, **overrides: Any) -> None:
@@ -127,7 +124,9 @@ class NeurFlow:
         names its chain, bottom to top, ending with the class-logit layer). `images`: a normalised float
         tensor [N,3,H,W], a folder, a file list or an `ImageSet`.
         """
-        with _backend_flags(self.config):
+        # PyTorch lets cuDNN convolutions use TF32 by default, so exact float32 switches it off explicitly
+        # for the fit (and restores the caller's flags afterwards).
+        with tf32(self.config.allow_tf32):
             return self._fit(model, images, target_class, layers, progress)
 
     def _fit(self, model: ModelAdapter | torch.nn.Module | str, images: Any, target_class: int,
@@ -136,6 +135,8 @@ class NeurFlow:
         seed_everything(cfg.seed)
         started = time.perf_counter()
         adapter = as_adapter(model, layers or cfg.layers).to(cfg.device)
+        if cfg.channels_last:
+            adapter.model.to(memory_format=torch.channels_last)
         chain = list(adapter.layers)
         if len(chain) < 2:
             raise UserError("the layer chain needs at least two layers (a lower layer and the class-logit "
@@ -187,6 +188,7 @@ class NeurFlow:
         self.circuit_ = circuit
         self.adapter_ = adapter
         self.images_ = imageset
+        self.layer_results_ = results
         return circuit
 
     # -- steps ----------------------------------------------------------------------------------
@@ -209,7 +211,8 @@ class NeurFlow:
         """Full lower-layer maps, for the exemplar crops only.
 
         They stay on the accelerator when they take under half its free memory (IG gathers rows from
-        them for every batch); otherwise, and on the CPU, they live in host memory.
+        them for every batch); otherwise, and on the CPU, they live in host memory (pinned when they feed
+        a CUDA device, so batches copy asynchronously).
         """
         cfg = self.config
         keep_on = cfg.device
@@ -220,21 +223,92 @@ class NeurFlow:
                 if len(maps) == 1 and not _fits_on_device(maps[0], len(crops)):
                     keep_on = "cpu"
                 maps[-1] = maps[-1].to(keep_on)
-        return torch.cat(maps)
+        out = torch.cat(maps)
+        if keep_on == "cpu" and torch.device(cfg.device).type == "cuda":
+            out = out.pin_memory()
+        return out
+
+    def _exact_config(self) -> bool:
+        cfg = self.config
+        return cfg.dtype == "float32" and not cfg.allow_tf32 and cfg.strategy != "fast"
 
     def _attribute(self, adapter: ModelAdapter, lower: str, upper: str, inputs: torch.Tensor,
-                   rows: torch.Tensor, targets: torch.Tensor) -> IGResult:
+                   rows: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[Attribution, Any]:
+        """Attributions of every node (k rows each, node-major) and the exact evaluator of a node subset.
+
+        Certified: cheap IG for all nodes, exact IG for the probe and every node whose core set is not
+        certain (`engine.certify`). Otherwise one evaluation with the configured precision and steps.
+        """
         cfg = self.config
-        common = dict(batch_size=cfg.ig_batch_size, device=cfg.device, dtype=cfg.dtype)
-        if cfg.strategy == "per_neuron":
-            return per_neuron_integrated_gradients(adapter, lower, upper, inputs, rows, targets,
-                                                   steps=cfg.ig_steps, **common)
-        if cfg.strategy == "fast":
-            steps = tuple(s for s in cfg.fast_steps if s <= cfg.ig_steps) or (cfg.ig_steps,)
-            return fast_integrated_gradients(adapter, lower, upper, inputs, rows, targets,
-                                             candidate_steps=steps, tolerance=cfg.fast_tolerance, **common)
-        return integrated_gradients(adapter, lower, upper, inputs, rows, targets, steps=cfg.ig_steps,
-                                    **common)
+        n_nodes = int(rows.numel()) // k
+        ig = per_neuron_integrated_gradients if cfg.strategy == "per_neuron" else integrated_gradients
+        common = dict(batch_size=cfg.ig_batch_size, device=cfg.device, share_forward=cfg.share_forward,
+                      channels_last=cfg.channels_last)
+
+        def node_rows(nodes: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor((np.asarray(nodes)[:, None] * k + np.arange(k)).ravel(), dtype=torch.long)
+
+        def exact(nodes: np.ndarray) -> Any:
+            idx = node_rows(nodes)
+            return ig(adapter, lower, upper, inputs, rows[idx], targets[idx], steps=cfg.ig_steps,
+                      dtype="float32", allow_tf32=False, **common)
+
+        steps = cfg.ig_steps
+        all_probed = cfg.certify and n_nodes <= cfg.certify_min_probe    # certified by computing all exactly
+        if cfg.strategy == "fast" and not all_probed:
+            candidates = tuple(s for s in cfg.fast_steps if s <= cfg.ig_steps) or (cfg.ig_steps,)
+            steps, _, _ = fast_steps(adapter, lower, upper, inputs, rows, targets, candidate_steps=candidates,
+                                     tolerance=cfg.fast_tolerance, dtype=cfg.dtype, **common)
+        approximate = cfg.dtype != "float32" or cfg.allow_tf32 or steps != cfg.ig_steps
+
+        def cheap(nodes: np.ndarray, with_scale: bool = False) -> Any:
+            idx = node_rows(nodes)
+            return ig(adapter, lower, upper, inputs, rows[idx], targets[idx], steps=steps, dtype=cfg.dtype,
+                      with_scale=with_scale, **common)
+
+        everything = np.arange(n_nodes)
+        if not approximate:
+            t0 = time.perf_counter()
+            res = exact(everything)
+            report = Certification("none (exact)", n_nodes, 0, 0, 0.0, 0.0,
+                                   exact_seconds=time.perf_counter() - t0) if cfg.certify else None
+            return Attribution(res, res.attributions.double().numpy().reshape(n_nodes, k, -1),
+                               np.ones(n_nodes, dtype=bool), np.zeros((n_nodes, res.attributions.shape[1])),
+                               report=report, steps=res.steps), exact
+        if not cfg.certify:
+            res = cheap(everything)
+            return Attribution(res, res.attributions.double().numpy().reshape(n_nodes, k, -1),
+                               np.zeros(n_nodes, dtype=bool), steps=res.steps), exact
+        precision = cfg.dtype + (" + TF32" if cfg.allow_tf32 and cfg.dtype == "float32" else "")
+        return certify_transition(
+            lambda nodes: cheap(nodes, with_scale=True), exact, n_nodes, k, cfg.tau,
+            approximation=f"{precision}, {steps} steps", safety=cfg.certify_safety,
+            probe_fraction=cfg.certify_probe, min_probe=cfg.certify_min_probe,
+            ordered=cfg.certify_order or cfg.error_range is not None), exact
+
+    def _certain_frontier(self, attribution: Attribution, exact: Any, neurons: list[int], k: int) -> None:
+        """With a node cap, recompute exactly the nodes behind every candidate whose place in the capped
+        frontier the remaining error bounds leave open (the frontier is then that of exact IG)."""
+        cfg = self.config
+        cap = cfg.max_nodes_per_layer
+        if attribution.bound is None or not cap:
+            return
+        while True:
+            values = importance_of(attribution.attributions)
+            totals: dict[int, float] = {}
+            bounds: dict[int, float] = {}
+            contributors: dict[int, list[int]] = {}
+            for i in range(len(neurons)):
+                for m in top_indices(values[i], cfg.tau):
+                    m = int(m)
+                    totals[m] = totals.get(m, 0.0) + float(values[i, m])
+                    bounds[m] = bounds.get(m, 0.0) + float(attribution.bound[i, m])
+                    contributors.setdefault(m, []).append(i)
+            open_ = uncertain_selection(totals, bounds, cap)
+            todo = sorted({i for m in open_ for i in contributors[m] if not attribution.exact[i]})
+            if not todo:
+                return
+            refine(attribution, exact, np.asarray(todo), k)
 
     def _transition(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
                     pooled: dict[str, np.ndarray], chain: list[str], depth: int, neurons: list[int],
@@ -252,18 +326,27 @@ class NeurFlow:
             clustering = pool.submit(self._subconcepts, act_low, exemplars)
             t0 = time.perf_counter()
             inputs = self._lower_maps(adapter, imageset, plan, lower, union)
-            ig = self._attribute(adapter, lower, upper, inputs, rows, targets)
+            attribution, exact = self._attribute(adapter, lower, upper, inputs, rows, targets, k)
+            self._certain_frontier(attribution, exact, neurons, k)
             ig_seconds = time.perf_counter() - t0
-            del inputs
+            del inputs, exact
             subconcepts = clustering.result()
-        attributions = ig.attributions.double().numpy().reshape(len(neurons), k, -1)
+        attributions = attribution.attributions
+        importances = importance_of(attributions)        # I_n(m) = mean_x |IG_m(x; n)|
 
         res = LayerResult(depth=depth, upper=upper, lower=lower, neurons=list(neurons), exemplars=exemplars,
-                          importance={}, core={}, subconcepts={}, ig_steps=ig.steps,
-                          completeness_error=ig.completeness_error(), ig_seconds=ig_seconds)
+                          importance={}, core={}, subconcepts={}, ig_steps=attribution.steps,
+                          completeness_error=attribution.result.completeness_error(), ig_seconds=ig_seconds,
+                          certification=attribution.report)
         for i, n in enumerate(neurons):
             attr = attributions[i]                       # [k, C_lower]
-            importance = np.abs(attr).mean(0)            # I_n(m) = mean_x |IG_m(x; n)|
+            importance = importances[i]
+            res.exact[n] = bool(attribution.exact[i])
+            if attribution.bound is not None:
+                res.bound[n] = attribution.bound[i]
+            if attribution.approx_importance is not None and attribution.approx_bound is not None:
+                res.approx_importance[n] = attribution.approx_importance[i]
+                res.approx_bound[n] = attribution.approx_bound[i]
             core = top_indices(importance, cfg.tau)
             if cfg.error_range is not None:
                 core = self._prune(adapter, imageset, plan, lower, upper, n, core, exemplars[n])
@@ -328,14 +411,16 @@ class NeurFlow:
         return core[:keep]
 
     def _next_frontier(self, res: LayerResult) -> list[int]:
-        """Union of the core sets, by aggregated importance (then index), capped if configured."""
+        """Union of the core sets in neuron order; with a cap, the top nodes by aggregated importance (then
+        index). The order is the neuron index, not the importance, so that circuits whose node sets agree
+        (certified reduced precision and exact float32) also agree in node order and group numbering."""
         total: dict[int, float] = {}
         for n in res.neurons:
             for m in res.core[n]:
                 total[int(m)] = total.get(int(m), 0.0) + float(res.importance[n][m])
-        order = sorted(total, key=lambda m: (-total[m], m))
         cap = self.config.max_nodes_per_layer
-        return order[:cap] if cap else order
+        chosen = sorted(total, key=lambda m: (-total[m], m))[:cap] if cap else total
+        return sorted(chosen)
 
     # -- artifact -------------------------------------------------------------------------------
     def _assemble(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
@@ -388,8 +473,12 @@ class NeurFlow:
             "n_crops": len(plan), "top_k_used": k, "seed": cfg.seed, "versions": _versions(),
             "ig_steps": {r.upper: r.ig_steps for r in ordered},
             "completeness_error": {r.upper: round(r.completeness_error, 6) for r in ordered},
+            "exact_nodes": {r.upper: sum(r.exact.values()) for r in ordered},
             "timings": {key: round(v, 4) for key, v in timings.items()},
         }
+        if cfg.certify:
+            manifest["certification"] = {r.upper: r.certification.to_dict() for r in ordered
+                                         if r.certification is not None}
         tables = {"layers": layers, "nodes": nodes, "core": pd.DataFrame(core_rows), "edges": edges,
                   "groups": groups, "group_edges": group_edges, "exemplars": pd.DataFrame(exemplar_rows),
                   "images": images, "thumbnails": thumbnails}
