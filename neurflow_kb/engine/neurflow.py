@@ -9,10 +9,12 @@ the class.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import random
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +80,23 @@ def top_indices(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-values, kind="stable")[:k]
 
 
+@contextlib.contextmanager
+def _memory_format(module: torch.nn.Module, channels_last: bool) -> Iterator[None]:
+    """The model's 4-D weights in channels-last (NHWC) layout for one fit, as they were afterwards."""
+    if not channels_last:
+        yield
+        return
+    kernels = [p for p in module.parameters() if p.dim() == 4]
+    was_nhwc = bool(kernels) and all(
+        p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in kernels)
+    module.to(memory_format=torch.channels_last)
+    try:
+        yield
+    finally:
+        if not was_nhwc:
+            module.to(memory_format=torch.contiguous_format)
+
+
 def _versions() -> dict[str, str]:
     out = {}
     for pkg in ("neurflow-kb", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas"):
@@ -126,17 +145,15 @@ class NeurFlow:
         """
         # PyTorch lets cuDNN convolutions use TF32 by default, so exact float32 switches it off explicitly
         # for the fit (and restores the caller's flags afterwards).
-        with tf32(self.config.allow_tf32):
-            return self._fit(model, images, target_class, layers, progress)
+        with tf32(self.config.allow_tf32), contextlib.ExitStack() as scope:
+            return self._fit(model, images, target_class, layers, progress, scope)
 
     def _fit(self, model: ModelAdapter | torch.nn.Module | str, images: Any, target_class: int,
-             layers: list[str] | None, progress: bool) -> Circuit:
+             layers: list[str] | None, progress: bool, scope: contextlib.ExitStack) -> Circuit:
         cfg = self.config
         seed_everything(cfg.seed)
         started = time.perf_counter()
         adapter = as_adapter(model, layers or cfg.layers).to(cfg.device)
-        if cfg.channels_last:
-            adapter.model.to(memory_format=torch.channels_last)
         chain = list(adapter.layers)
         if len(chain) < 2:
             raise UserError("the layer chain needs at least two layers (a lower layer and the class-logit "
