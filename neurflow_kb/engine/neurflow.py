@@ -44,7 +44,13 @@ from .ig import fast_steps, integrated_gradients, per_neuron_integrated_gradient
 
 @dataclass
 class LayerResult:
-    """What one transition (lower -> upper) produced for the nodes of the upper layer."""
+    """What one transition (lower -> upper) produced for the nodes of the upper layer.
+
+    `importance` holds every node's full importance vector; `exact` says whether a node's IG was computed
+    exactly (float32, `ig_steps`). Certified runs add the remaining error bound per node (`bound`, zero
+    where exact), what the approximation alone gave (`approx_importance`, with its bound `approx_bound`)
+    and the transition's `certification` record.
+    """
 
     depth: int
     upper: str
@@ -245,10 +251,6 @@ class NeurFlow:
             out = out.pin_memory()
         return out
 
-    def _exact_config(self) -> bool:
-        cfg = self.config
-        return cfg.dtype == "float32" and not cfg.allow_tf32 and cfg.strategy != "fast"
-
     def _attribute(self, adapter: ModelAdapter, lower: str, upper: str, inputs: torch.Tensor,
                    rows: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[Attribution, Any]:
         """Attributions of every node (k rows each, node-major) and the exact evaluator of a node subset.
@@ -303,34 +305,49 @@ class NeurFlow:
             probe_fraction=cfg.certify_probe, min_probe=cfg.certify_min_probe,
             ordered=cfg.certify_order or cfg.error_range is not None), exact
 
-    def _certain_frontier(self, attribution: Attribution, exact: Any, neurons: list[int], k: int) -> None:
-        """With a node cap, recompute exactly the nodes behind every candidate whose place in the capped
-        frontier the remaining error bounds leave open (the frontier is then that of exact IG)."""
+    def _cores(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan, lower: str, upper: str,
+               neurons: list[int], exemplars: dict[int, np.ndarray], importances: np.ndarray,
+               nodes: Any) -> dict[int, np.ndarray]:
+        """Core concept neurons (top-tau importance, then error-range pruning if set) of the given nodes."""
         cfg = self.config
-        cap = cfg.max_nodes_per_layer
+        cores = {}
+        for i in nodes:
+            core = top_indices(importances[i], cfg.tau)
+            if cfg.error_range is not None:
+                core = self._prune(adapter, imageset, plan, lower, upper, neurons[i], core,
+                                   exemplars[neurons[i]])
+            cores[int(i)] = core
+        return cores
+
+    def _certain_frontier(self, attribution: Attribution, exact: Any, cores: dict[int, np.ndarray],
+                          k: int) -> list[int]:
+        """With a node cap, recompute exactly the nodes behind every candidate whose place in the capped
+        frontier the remaining error bounds leave open (the frontier is then that of exact IG). Returns the
+        nodes recomputed."""
+        cap = self.config.max_nodes_per_layer
+        refined: list[int] = []
         if attribution.bound is None or not cap:
-            return
+            return refined
         while True:
             values = importance_of(attribution.attributions)
             totals: dict[int, float] = {}
             bounds: dict[int, float] = {}
             contributors: dict[int, list[int]] = {}
-            for i in range(len(neurons)):
-                for m in top_indices(values[i], cfg.tau):
-                    m = int(m)
+            for i, core in cores.items():
+                for m in core.tolist():
                     totals[m] = totals.get(m, 0.0) + float(values[i, m])
                     bounds[m] = bounds.get(m, 0.0) + float(attribution.bound[i, m])
                     contributors.setdefault(m, []).append(i)
             open_ = uncertain_selection(totals, bounds, cap)
             todo = sorted({i for m in open_ for i in contributors[m] if not attribution.exact[i]})
             if not todo:
-                return
+                return refined
             refine(attribution, exact, np.asarray(todo), k)
+            refined += todo
 
     def _transition(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
                     pooled: dict[str, np.ndarray], chain: list[str], depth: int, neurons: list[int],
                     k: int) -> LayerResult:
-        cfg = self.config
         upper, lower = chain[depth], chain[depth - 1]
         act_up, act_low = pooled[upper], pooled[lower]
         exemplars = {n: top_indices(act_up[:, n], k) for n in neurons}
@@ -344,12 +361,18 @@ class NeurFlow:
             t0 = time.perf_counter()
             inputs = self._lower_maps(adapter, imageset, plan, lower, union)
             attribution, exact = self._attribute(adapter, lower, upper, inputs, rows, targets, k)
-            self._certain_frontier(attribution, exact, neurons, k)
+            importances = importance_of(attribution.attributions)     # I_n(m) = mean_x |IG_m(x; n)|
+            cores = self._cores(adapter, imageset, plan, lower, upper, neurons, exemplars, importances,
+                                range(len(neurons)))
+            refined = self._certain_frontier(attribution, exact, cores, k)
+            if refined:   # exact values now; their core sets are unchanged wherever the bound held
+                importances = importance_of(attribution.attributions)
+                cores.update(self._cores(adapter, imageset, plan, lower, upper, neurons, exemplars,
+                                         importances, refined))
             ig_seconds = time.perf_counter() - t0
             del inputs, exact
             subconcepts = clustering.result()
         attributions = attribution.attributions
-        importances = importance_of(attributions)        # I_n(m) = mean_x |IG_m(x; n)|
 
         res = LayerResult(depth=depth, upper=upper, lower=lower, neurons=list(neurons), exemplars=exemplars,
                           importance={}, core={}, subconcepts={}, ig_steps=attribution.steps,
@@ -364,9 +387,7 @@ class NeurFlow:
             if attribution.approx_importance is not None and attribution.approx_bound is not None:
                 res.approx_importance[n] = attribution.approx_importance[i]
                 res.approx_bound[n] = attribution.approx_bound[i]
-            core = top_indices(importance, cfg.tau)
-            if cfg.error_range is not None:
-                core = self._prune(adapter, imageset, plan, lower, upper, n, core, exemplars[n])
+            core = cores[i]
             res.importance[n], res.core[n] = importance, core
             feats = act_low[exemplars[n]].astype(np.float64)   # pooled lower activations u_x
             clusters = subconcepts[n]

@@ -293,3 +293,19 @@ def test_channels_last_and_float16_run_the_same_circuit_nodes(fitted) -> None:
     assert list(nhwc.core["lower_neuron"]) == list(circuit.core["lower_neuron"])
     half = NeurFlow(cfg, dtype="float16").fit(adapter, x, 2, progress=False)
     assert half.manifest["config"]["dtype"] == "float16" and len(half.core) > 0
+
+
+def test_error_range_pruning_is_a_core_prefix_and_certified_bf16_keeps_it(fitted) -> None:
+    """Pruning keeps a prefix of the ranked core set; certified bf16 certifies the ranks (pruning masks
+    core prefixes) and so prunes to exactly the float32 cores."""
+    circuit, adapter, x, cfg = fitted
+    pruned_cfg = NeurFlowConfig(tau=4, top_k=12, class_filter="all", seed=3, error_range=0.1)
+    exact = NeurFlow(pruned_cfg)
+    pruned = exact.fit(adapter, x, 2, progress=False)
+    full = circuit.core.groupby(["depth", "neuron"])["lower_neuron"].apply(list)
+    for key, core in pruned.core.sort_values("rank").groupby(["depth", "neuron"])["lower_neuron"]:
+        assert list(core) == full[key][: len(core)]
+    certified = NeurFlow(pruned_cfg, dtype="bfloat16", certify=True)
+    again = certified.fit(adapter, x, 2, progress=False)
+    assert list(again.core["lower_neuron"]) == list(pruned.core["lower_neuron"])
+    assert list(again.core["rank"]) == list(pruned.core["rank"])
