@@ -45,13 +45,13 @@ class NeurFlowConfig:
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     allow_tf32: bool = False
-    certify: bool = False
-    certify_safety: float = 4.0
-    certify_probe: float = 0.05
-    certify_min_probe: int = 3
-    certify_order: bool = False
-    share_forward: bool = True
-    channels_last: bool = False
+    certify: bool = False            # exact core sets from reduced precision / steps (engine.certify)
+    certify_safety: float = 4.0      # error bound = safety x the worst error/scale ratio of the probe
+    certify_probe: float = 0.05      # share of a layer's nodes computed exactly to calibrate the bound ...
+    certify_min_probe: int = 3       # ... and at least this many
+    certify_order: bool = False      # also certify the order inside core sets (forced by error_range)
+    share_forward: bool = True       # rows of one exemplar share each (exemplar, step) forward
+    channels_last: bool = False      # NHWC weights and maps during the fit
     batch_size: int = 64
     ig_batch_size: int = 256
     seed: int = 0
