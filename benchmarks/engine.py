@@ -294,11 +294,11 @@ CERTIFIED = [
      "--variants", "exact,exact_rowwise,cert_bf16,cert_fp16,cert_fast,bf16,fast", "--threads", "1"],
     # EfficientNet-Lite0 (real ImageNet weights), three transitions at 112 px.
     ["--model", "efficientnet_lite0", "--images", "4", "--size", "112", "--class", "2", "--tau", "8",
-     "--top-k", "16", "--transitions", "3", "--max-nodes", "12",
+     "--top-k", "8", "--transitions", "3", "--max-nodes", "10",
      "--variants", "exact,exact_rowwise,cert_bf16,cert_fp16,cert_fast,bf16,fast", "--threads", "1"],
     # Exemplar overlap and the shared forward on random weights (same model and data).
     ["--model", "efficientnet_lite0", "--weights", "random", "--images", "4", "--size", "112", "--class", "2",
-     "--tau", "8", "--top-k", "16", "--transitions", "3", "--max-nodes", "12",
+     "--tau", "8", "--top-k", "8", "--transitions", "3", "--max-nodes", "10",
      "--variants", "exact,exact_rowwise", "--threads", "1"],
 ]
 SPEED = [
