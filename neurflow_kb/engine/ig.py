@@ -300,17 +300,13 @@ def fast_integrated_gradients(
     inputs: torch.Tensor,
     rows: torch.Tensor,
     targets: torch.Tensor,
-    *,
-    candidate_steps: tuple[int, ...] = (8, 16, 24, 32, 50),
-    tolerance: float = 0.01,
-    probe_rows: int = 32,
     **kwargs,
 ) -> IGResult:
-    """IG of every row with the steps `fast_steps` picks (when the probe already is every row, its
-    result is returned as is)."""
-    steps, res, probe = fast_steps(adapter, lower, upper, inputs, rows, targets,
-                                   candidate_steps=candidate_steps, tolerance=tolerance,
-                                   probe_rows=probe_rows, **kwargs)
+    """IG of every row with the steps `fast_steps` picks (it takes the same keywords); when the probe
+    already is every row, its result is returned as is."""
+    steps, res, probe = fast_steps(adapter, lower, upper, inputs, rows, targets, **kwargs)
     if len(probe) == int(rows.numel()):
         return res
+    for own in ("candidate_steps", "tolerance", "probe_rows"):
+        kwargs.pop(own, None)
     return integrated_gradients(adapter, lower, upper, inputs, rows, targets, steps=steps, **kwargs)
