@@ -26,7 +26,16 @@ from tqdm.auto import tqdm
 
 from ..artifact import Circuit
 from ..config import NeurFlowConfig
-from ..data import CropPlan, ImageSet, filter_by_class, iter_batches, load_images, plan_crops, thumbnail_png
+from ..data import (
+    CropPlan,
+    ImageSet,
+    filter_by_class,
+    iter_batches,
+    load_images,
+    plan_crops,
+    select_images,
+    thumbnail_png,
+)
 from ..errors import UserError
 from ..models import ModelAdapter, as_adapter
 from .certify import (
@@ -174,10 +183,14 @@ class NeurFlow:
                 raise UserError(f"tau {cfg.tau} exceeds the {channels} channels of layer {lower!r}; lower "
                                 "--tau or start the chain at a wider layer")
 
-        imageset = images if isinstance(images, ImageSet) else load_images(
-            images, adapter.preprocess, class_names=adapter.class_names)
-        imageset = filter_by_class(imageset, adapter, target, cfg.class_filter,
-                                   batch_size=cfg.batch_size, device=cfg.device)
+        if isinstance(images, ImageSet | torch.Tensor):
+            imageset = load_images(images, adapter.preprocess)
+        else:  # files: one streamed prediction pass, then only the class's images are decoded
+            imageset = select_images(images, adapter, target, cfg.class_filter, seed=cfg.seed,
+                                     batch_size=cfg.batch_size, device=cfg.device, progress=progress)
+        if imageset.selection != (target, cfg.class_filter):
+            imageset = filter_by_class(imageset, adapter, target, cfg.class_filter,
+                                       batch_size=cfg.batch_size, device=cfg.device)
         image_size = int(imageset.images.shape[-1])
         plan = plan_crops(len(imageset), image_size, cfg.granularities, cfg.stride_ratio)
         timings: dict[str, float] = {}
@@ -461,6 +474,14 @@ class NeurFlow:
         return sorted(chosen)
 
     # -- artifact -------------------------------------------------------------------------------
+    def identity(self, adapter: ModelAdapter, target: int, data_fingerprint: str) -> dict[str, Any]:
+        """The manifest fields that make a circuit's run key (`neurflow_kb.artifact.circuit_key`): what
+        `fit` would record for this adapter, class and data, known before any work."""
+        chain = list(adapter.layers)
+        return {"model": adapter.name, "weights": adapter.weights, "target_class": int(target),
+                "layers": chain, "preprocess": adapter.preprocess.to_dict(),
+                "config": dict(self.config.to_dict(), layers=chain), "data_fingerprint": data_fingerprint}
+
     def _assemble(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
                   pooled: dict[str, np.ndarray], chain: list[str], results: dict[int, LayerResult],
                   groups: pd.DataFrame, group_edges: pd.DataFrame,
@@ -501,13 +522,12 @@ class NeurFlow:
         layers = pd.DataFrame({"depth": np.arange(len(chain)), "name": chain,
                                "channels": [int(pooled[name].shape[1]) for name in chain]})
         names = adapter.class_names
-        config = dict(cfg.to_dict(), layers=chain)
         manifest = {
-            "model": adapter.name, "weights": adapter.weights, "arch": type(adapter.model).__name__,
-            "num_classes": adapter.num_classes, "target_class": target,
+            **self.identity(adapter, target, imageset.fingerprint()),
+            "weights_source": adapter.weights_source, "arch": type(adapter.model).__name__,
+            "num_classes": adapter.num_classes,
             "class_name": names[target] if names else str(target),
-            "layers": chain, "channels": {name: int(pooled[name].shape[1]) for name in chain},
-            "config": config, "data_fingerprint": imageset.fingerprint(), "n_images": len(imageset),
+            "channels": {name: int(pooled[name].shape[1]) for name in chain}, "n_images": len(imageset),
             "n_crops": len(plan), "top_k_used": k, "seed": cfg.seed, "versions": _versions(),
             "ig_steps": {r.upper: r.ig_steps for r in ordered},
             "completeness_error": {r.upper: round(r.completeness_error, 6) for r in ordered},
