@@ -148,7 +148,7 @@ def compare(nf, reference) -> dict:
         out["nodes_bound_violated"] = bound_violations
         out["max_bound_fraction_used"] = round(bound_use, 4)
         out["nodes_approximation_alone_differs"] = approx_flips
-        out["exact_nodes"] = sum(v["probe_nodes"] + v["reevaluated"] for v in cert.values())
+        out["exact_nodes"] = sum(nf.circuit_.manifest["exact_nodes"].values())   # all layers
         out["reevaluated"] = sum(v["reevaluated"] for v in cert.values())
         out["probe_nodes"] = sum(v["probe_nodes"] for v in cert.values())
         out["per_layer"] = {layer: {key: v[key] for key in ("approximation", "nodes", "probe_nodes",
