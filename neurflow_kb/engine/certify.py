@@ -47,10 +47,6 @@ class Certification:
     approx_seconds: float = 0.0
     exact_seconds: float = 0.0
 
-    @property
-    def exact_nodes(self) -> int:
-        return self.probe_nodes + self.reevaluated
-
     def to_dict(self) -> dict:
         return {key: (round(v, 4) if key.endswith("seconds") else v) for key, v in asdict(self).items()}
 
@@ -119,7 +115,7 @@ def _node_view(res: IGResult, n_nodes: int, k: int) -> tuple[np.ndarray, np.ndar
 
 def certify_transition(approx: Evaluate, exact: Evaluate, n_nodes: int, k: int, tau: int, *,
                        approximation: str, safety: float = 4.0, probe_fraction: float = 0.05,
-                       min_probe: int = 2, ordered: bool = False) -> Attribution:
+                       min_probe: int = 3, ordered: bool = False) -> Attribution:
     """Certified attributions of a transition's `n_nodes` nodes (k rows each, node-major).
 
     `approx(nodes)` / `exact(nodes)` compute the rows of the given node indices; `approx` must return
@@ -154,7 +150,8 @@ def certify_transition(approx: Evaluate, exact: Evaluate, n_nodes: int, k: int, 
         exact_flags[probe] = True
         parts.append((probe, ref))
     beta = safety * ratio
-    approx_bound = beta * mass
+    # an error where the scale is zero (ratio inf) leaves nothing bounded: every node is recomputed
+    approx_bound = beta * mass if np.isfinite(beta) else np.full_like(mass, np.inf)
     bound = approx_bound.copy()
     bound[exact_flags] = 0.0
     values = importance_of(attr)

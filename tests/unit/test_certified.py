@@ -242,3 +242,59 @@ def test_probe_nodes_and_config_validation() -> None:
                 {"dtype": "float64"}):
         with pytest.raises(UserError):
             NeurFlowConfig(**bad)
+
+
+def _synthetic(n_nodes: int, k: int, c: int, noise: float, seed: int):
+    """Exact attributions, an approximation off by up to `noise` x its absolute mass, and both evaluators
+    (they count the nodes they are asked for)."""
+    from neurflow_kb.engine.ig import IGResult
+
+    rng = np.random.default_rng(seed)
+    exact_attr = torch.tensor(rng.normal(size=(n_nodes * k, c)) * rng.gamma(2.0, size=c), dtype=torch.float32)
+    mass = exact_attr.abs() * 1.5
+    approx_attr = exact_attr + noise * mass * torch.tensor(rng.uniform(-1, 1, size=exact_attr.shape),
+                                                           dtype=torch.float32)
+    calls = {"approx": 0, "exact": 0}
+
+    def rows_of(nodes: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor((nodes[:, None] * k + np.arange(k)).ravel())
+
+    def make(attr: torch.Tensor, with_mass: bool, name: str):
+        def evaluate(nodes: np.ndarray) -> IGResult:
+            calls[name] += len(nodes)
+            idx = rows_of(np.asarray(nodes))
+            zeros = torch.zeros(len(idx))
+            return IGResult(attr[idx], zeros, zeros, 50, mass[idx] if with_mass else None)
+        return evaluate
+
+    return make(approx_attr, True, "approx"), make(exact_attr, False, "exact"), exact_attr, calls
+
+
+def test_certify_transition_recomputes_exactly_the_uncertain_nodes() -> None:
+    from neurflow_kb.engine.certify import certify_transition
+
+    k, c, tau = 6, 40, 5
+    for seed in range(20):
+        approx, exact, exact_attr, calls = _synthetic(30, k, c, noise=0.01, seed=seed)
+        out = certify_transition(approx, exact, 30, k, tau, approximation="test")
+        truth = exact_attr.double().numpy().reshape(30, k, c)
+        reference = np.abs(truth).mean(1)
+        got = np.abs(out.attributions).mean(1)
+        for n in range(30):
+            assert set(np.argsort(-got[n], kind="stable")[:tau]) == set(
+                np.argsort(-reference[n], kind="stable")[:tau])
+            if out.exact[n]:
+                np.testing.assert_array_equal(out.attributions[n], truth[n])
+        assert calls["exact"] == out.report.probe_nodes + out.report.reevaluated == out.exact.sum()
+        assert out.report.probe_nodes == 3 and out.report.beta > 0
+        assert (out.bound[out.exact] == 0).all()
+    # an error where the approximation claims no mass at all leaves nothing bounded
+    approx, exact, _, calls = _synthetic(10, k, c, noise=0.01, seed=0)
+
+    def massless(nodes: np.ndarray):
+        res = approx(nodes)
+        res.scale = torch.zeros_like(res.scale)
+        return res
+
+    out = certify_transition(massless, exact, 10, k, tau, approximation="test")
+    assert out.exact.all() and calls["exact"] == 10
