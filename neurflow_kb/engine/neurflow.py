@@ -285,12 +285,14 @@ class NeurFlow:
             return ig(adapter, lower, upper, inputs, rows[idx], targets[idx], steps=cfg.ig_steps,
                       dtype="float32", allow_tf32=False, **common)
 
-        steps = cfg.ig_steps
+        steps, whole = cfg.ig_steps, None
         all_probed = cfg.certify and n_nodes <= cfg.certify_min_probe    # certified by computing all exactly
         if cfg.strategy == "fast" and not all_probed:
             candidates = tuple(s for s in cfg.fast_steps if s <= cfg.ig_steps) or (cfg.ig_steps,)
-            steps, _, _ = fast_steps(adapter, lower, upper, inputs, rows, targets, candidate_steps=candidates,
-                                     tolerance=cfg.fast_tolerance, dtype=cfg.dtype, **common)
+            steps, probed, probe = fast_steps(adapter, lower, upper, inputs, rows, targets,
+                                              candidate_steps=candidates, tolerance=cfg.fast_tolerance,
+                                              dtype=cfg.dtype, **common)
+            whole = probed if len(probe) == int(rows.numel()) else None   # the probe already is every row
         approximate = cfg.dtype != "float32" or cfg.allow_tf32 or steps != cfg.ig_steps
 
         def cheap(nodes: np.ndarray, with_scale: bool = False) -> Any:
@@ -308,7 +310,7 @@ class NeurFlow:
                                np.ones(n_nodes, dtype=bool), np.zeros((n_nodes, res.attributions.shape[1])),
                                report=report, steps=res.steps), exact
         if not cfg.certify:
-            res = cheap(everything)
+            res = whole if whole is not None else cheap(everything)
             return Attribution(res, res.attributions.double().numpy().reshape(n_nodes, k, -1),
                                np.zeros(n_nodes, dtype=bool), steps=res.steps), exact
         precision = cfg.dtype + (" + TF32" if cfg.allow_tf32 and cfg.dtype == "float32" else "")
