@@ -30,8 +30,14 @@ _EXPORTS = {
     "Neo4jStore": "neurflow_kb.store",
     "GraphStore": "neurflow_kb.store",
     "label_circuit": "neurflow_kb.labels",
+    "LabelMethod": "neurflow_kb.labels",
     "load_clip": "neurflow_kb.labels",
     "queries": "neurflow_kb.queries",
+    "ingest": "neurflow_kb.pipeline",
+    "IngestResult": "neurflow_kb.pipeline",
+    "Recipe": "neurflow_kb.pipeline",
+    "load_recipe": "neurflow_kb.pipeline",
+    "select_images": "neurflow_kb.data",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import UserError
+
+#: Gauss-Legendre nodes come from an eigenproblem of this size: a bound keeps it to seconds and MBs.
+_MAX_IG_STEPS = 1_000
+_COUNT = 2**31 - 1
+#: Integer settings and their ranges (seeds: any 64-bit integer, as torch and the stores take them).
+_COUNTS: dict[str, tuple[int, int]] = {
+    "tau": (1, _COUNT), "top_k": (2, _COUNT), "ig_steps": (1, _MAX_IG_STEPS),
+    "max_nodes_per_layer": (1, _COUNT),
+    "max_subconcepts": (2, 1_000), "max_groups": (1, _COUNT), "num_representatives": (1, 1_000),
+    "thumbnail_size": (8, 1_024), "batch_size": (1, _COUNT), "ig_batch_size": (1, _COUNT),
+    "seed": (-(2**63), 2**63 - 1),
+}
+_OPTIONAL = {"max_nodes_per_layer"}
 
 ClassFilter = Literal["predicted", "true", "all"]
 Strategy = Literal["batched", "per_neuron", "fast"]
@@ -19,6 +33,10 @@ class NeurFlowConfig:
     ``strategy`` picks how Integrated Gradients is evaluated: ``batched`` (exact, all nodes of a layer in
     shared batches), ``per_neuron`` (one call per node, the reference and benchmark baseline) or ``fast``
     (fewest Gauss-Legendre steps whose completeness error stays under ``fast_tolerance``).
+
+    ``dtype`` (bf16/fp16 autocast), ``allow_tf32`` and the ``fast`` strategy trade exactness for speed.
+    With ``certify=True`` they keep the core sets of exact float32 at ``ig_steps`` steps: every node whose
+    core set the approximation could have changed is recomputed exactly (`neurflow_kb.engine.certify`).
     """
 
     tau: int = 16
@@ -39,16 +57,36 @@ class NeurFlowConfig:
     fast_tolerance: float = 0.01
     fast_steps: tuple[int, ...] = (8, 16, 24, 32, 50)
     device: str = "cpu"
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     allow_tf32: bool = False
+    certify: bool = False            # exact core sets from reduced precision / steps (engine.certify)
+    certify_safety: float = 4.0      # error bound = safety x the worst error/scale ratio of the probe
+    certify_probe: float = 0.05      # share of a layer's nodes computed exactly to calibrate the bound ...
+    certify_min_probe: int = 3       # ... and at least this many
+    certify_order: bool = False      # also certify the order inside core sets (forced by error_range)
+    share_forward: bool = True       # rows of one exemplar share each (exemplar, step) forward
+    channels_last: bool = False      # NHWC weights and maps during the fit
     batch_size: int = 64
     ig_batch_size: int = 256
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.granularities = tuple(float(g) for g in self.granularities)
-        self.fast_steps = tuple(int(s) for s in self.fast_steps)
+        for name, (lo, hi) in _COUNTS.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            shown = str(value)[:30]
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise UserError(f"{name} must be an integer (got {shown})")
+            if not lo <= value <= hi:
+                raise UserError(f"{name} must be {f'>= {lo}' if value < lo else f'<= {hi}'} (got {shown})")
+            setattr(self, name, int(value))
+        try:
+            self.granularities = tuple(float(g) for g in self.granularities)
+            self.fast_steps = tuple(int(s) for s in self.fast_steps)
+        except (TypeError, ValueError, OverflowError):
+            raise UserError("granularities and fast_steps must be lists of numbers") from None
         self.validate()
 
     def validate(self) -> None:
@@ -64,12 +102,17 @@ class NeurFlowConfig:
              f"class_filter must be 'predicted', 'true' or 'all' (got {self.class_filter!r})"),
             (self.strategy in ("batched", "per_neuron", "fast"),
              f"strategy must be 'batched', 'per_neuron' or 'fast' (got {self.strategy!r})"),
-            (self.dtype in ("float32", "bfloat16"),
-             f"dtype must be float32 or bfloat16 (got {self.dtype!r})"),
+            (self.dtype in ("float32", "bfloat16", "float16"),
+             f"dtype must be float32, bfloat16 or float16 (got {self.dtype!r})"),
+            (self.certify_safety >= 1, f"certify_safety must be >= 1 (got {self.certify_safety})"),
+            (0 <= self.certify_probe <= 1, f"certify_probe must lie in [0, 1] (got {self.certify_probe})"),
+            (self.certify_min_probe >= 1, f"certify_min_probe must be >= 1 (got {self.certify_min_probe})"),
             (self.max_subconcepts >= 2, f"max_subconcepts must be >= 2 (got {self.max_subconcepts})"),
             (self.batch_size >= 1 and self.ig_batch_size >= 1, "batch sizes must be >= 1"),
             (self.max_nodes_per_layer is None or self.max_nodes_per_layer >= 1,
              "max_nodes_per_layer must be >= 1 or None"),
+            (all(1 <= st <= _MAX_IG_STEPS for st in self.fast_steps),
+             f"fast_steps must lie in 1..{_MAX_IG_STEPS} (got {self.fast_steps})"),
         ]
         for ok, message in checks:
             if not ok:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
-from ..errors import UserError
+from ..pipeline.classes import resolve_class
 from . import main
 
 _CHOICES_FILTER = click.Choice(["predicted", "true", "all"])
@@ -30,7 +28,8 @@ def engine_options(f):
         click.option("--filter", "class_filter", type=_CHOICES_FILTER, default="predicted",
                      show_default=True, help="Which images count: predicted as the class, true label, all."),
         click.option("--max-nodes", type=int, default=None, help="Cap on nodes per layer."),
-        click.option("--max-images", type=int, default=None, help="Use at most this many images."),
+        click.option("--max-images", type=int, default=None,
+                     help="Images per class after class filtering (a seeded choice when more qualify)."),
         click.option("--device", default="cpu", show_default=True),
         click.option("--seed", default=0, show_default=True, type=int),
         click.option("--batch-size", default=64, show_default=True, type=int),
@@ -58,51 +57,20 @@ def parse_layers(layers: str | None) -> list[str] | None:
 
 
 def compute_circuit(model: str, images: str, cls: str, **kw):
-    """Adapter + images + class name/index -> Circuit (the work behind `circuit` and `ingest`)."""
-    from ..data import load_images
+    """Adapter + images + class name/index -> Circuit (the work behind `circuit`): one streamed prediction
+    pass over the images, then only the class's images (at most --max-images, seeded choice) are decoded."""
+    from ..data import select_images
     from ..engine import NeurFlow
     from ..models import get_adapter
 
+    config = build_config(**kw)          # bad settings fail before a model is built
     adapter = get_adapter(model, weights=kw["weights"], layers=parse_layers(kw.get("layers")),
                           device=kw["device"], seed=kw["seed"])
     target = resolve_class(cls, adapter.class_names, adapter.num_classes)
-    imageset = load_images(images, adapter.preprocess, class_names=adapter.class_names,
-                           max_images=kw.get("max_images"))
-    config = build_config(**kw)
+    imageset = select_images(images, adapter, target, config.class_filter, max_images=kw.get("max_images"),
+                             seed=config.seed, batch_size=config.batch_size, device=config.device,
+                             progress=not kw.get("quiet"))
     return NeurFlow(config).fit(adapter, imageset, target, progress=not kw.get("quiet"))
-
-
-def resolve_class(cls: str | int, names: list[str] | None, num_classes: int) -> int:
-    """A class index from an index or a (case-insensitive) class name."""
-    text = str(cls).strip()
-    if text.lstrip("-").isdigit():
-        index = int(text)
-        if not 0 <= index < num_classes:
-            raise UserError(f"class {index} is out of range (the model has {num_classes} classes: "
-                            f"0..{num_classes - 1})")
-        return index
-    lowered = [n.lower() for n in names or []]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    raise UserError(f"unknown class {text!r}; give a class index 0..{num_classes - 1} or an exact class name")
-
-
-def save_atomically(circuit, out: str) -> Path:
-    """Write the artifact to a temporary sibling folder, then move it into place (never half-written)."""
-    target = Path(out)
-    if target.exists() and not (target / "manifest.json").is_file() and any(target.iterdir()):
-        raise UserError(f"{target} exists and is not a circuit artifact; choose an empty or new --out folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        circuit.save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return target
 
 
 def print_circuit(circuit, per_layer: int = 3) -> None:
@@ -132,8 +100,11 @@ def print_circuit(circuit, per_layer: int = 3) -> None:
 @engine_options
 def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw) -> None:
     """Compute one class circuit and save it as an artifact (Parquet + JSON)."""
+    from ..folders import check_destination
+
+    check_destination(out)  # refuse a user's folder, a file or a link before computing anything
     result = compute_circuit(model, images, cls, **kw)
-    path = save_atomically(result, out)
+    path = result.save(out)
     print_circuit(result, per_layer)
     click.echo(f"saved {path}")
 

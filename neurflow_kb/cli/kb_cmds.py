@@ -168,6 +168,32 @@ def clip_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return clip_model_options(f)
 
 
+def label_method_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """How concepts are ranked (docs/labels.md): `--label-method`, `--reference`, `--contrast-weight`;
+    the command receives one `label_method` (a `LabelMethod`)."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, label_kind: str, reference: str, contrast_weight: float, **kwargs: Any) -> Any:
+        from ..labels import LabelMethod
+
+        return f(*args, label_method=LabelMethod(label_kind, reference, contrast_weight), **kwargs)
+
+    options = [
+        click.option("--label-method", "label_kind", type=click.Choice(["contrast", "mean"]),
+                     default="contrast", show_default=True,
+                     help="contrast: what sets a group apart from the rest of its run; mean: what its crops "
+                     "show (mean image embedding)."),
+        click.option("--reference", type=click.Choice(["run", "layer"]), default="run", show_default=True,
+                     help="Contrast reference: the run's other groups, or those of the group's layer."),
+        click.option("--contrast-weight", type=click.FloatRange(0.0, 1.0), default=0.75, show_default=True,
+                     help="1: rank by the contrast alone; 0: by the group's own CLIP probability."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 def check_templates(templates: tuple[str, ...]) -> tuple[str, ...]:
     """The --template values (each checked to hold one '{}' for the concept), or the default ensemble."""
     from ..labels import DEFAULT_TEMPLATES
@@ -231,6 +257,8 @@ def load(artifacts: tuple[str, ...], replace: bool, batch_relationships: int | N
         if not p.is_dir():
             raise UserError(f"{p} is not a folder; pass circuit artifact folders (from `neurflow-kb circuit "
                             "--out`)")
+    for p in paths:   # every artifact passes the schema before anything is written (read again below)
+        Circuit.load(p)
     t0 = time.perf_counter()
     with opts.open() as store:
         if batch_relationships:
@@ -254,7 +282,10 @@ def query() -> None:
 
 
 def _class_arg(text: str) -> int | str:
-    return int(text) if text.strip().lstrip("-").isdigit() else text
+    from ..queries import class_index
+
+    index = class_index(text)
+    return text if index is None else index
 
 
 @query.command("drivers")
@@ -561,80 +592,10 @@ def push(target: str, to_user: str | None, to_password: str | None, to_database:
 
 # -- ingest ----------------------------------------------------------------------------------------
 
-def recipes_dir() -> Path:
-    """The package's folder of ingestion recipes (`ingest/*.toml`; the repository root links to it)."""
-    return Path(__file__).resolve().parent.parent / "ingest"
-
-
-def load_recipe(name_or_path: str) -> dict[str, Any]:
-    """A recipe from a TOML file, or by name from `ingest/` (`resnet50` -> ingest/resnet50.toml); a plain
-    model name without a recipe gives `{"model": name}` (the adapter's defaults)."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError:
-            tomllib = None  # type: ignore[assignment]
-    path = Path(name_or_path)
-    if not path.suffix == ".toml":
-        cands = [recipes_dir() / f"{name_or_path}.toml",
-                 recipes_dir() / f"{name_or_path.replace('_', '-')}.toml"]
-        path = next((c for c in cands if c.is_file()), path)
-    if path.suffix != ".toml":
-        return {"model": name_or_path}
-    if not path.is_file():
-        raise UserError(f"recipe {path} does not exist; give a TOML file or one of: "
-                        f"{', '.join(sorted(p.stem for p in recipes_dir().glob('*.toml')))}")
-    if tomllib is None:
-        raise UserError("reading TOML recipes needs Python 3.11+ or `pip install tomli`")
-    try:
-        recipe = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"recipe {path} is not valid TOML: {e}") from None
-    if "model" not in recipe:
-        raise UserError(f"recipe {path} has no `model = \"...\"` line; name a built-in model")
-    recipe["_path"] = str(path)
-    return recipe
-
-
-def parse_classes(spec: str, names: list[str] | None, num_classes: int) -> list[int]:
-    """'0,5-9,tiger cat,bee' -> class indices (ranges inclusive, names case-insensitive), in order,
-    without repeats; 'all' gives every class."""
-    from .engine_cmds import resolve_class
-
-    if spec.strip().lower() == "all":
-        return list(range(num_classes))
-    out: list[int] = []
-    for part in (p.strip() for p in spec.split(",")):
-        if not part:
-            continue
-        lo, dash, hi = part.partition("-")
-        if dash and lo.strip().isdigit() and hi.strip().isdigit():
-            a, b = int(lo), int(hi)
-            if a > b:
-                raise UserError(f"class range {part!r} runs backwards; write it as {b}-{a}")
-            for i in (a, b):
-                resolve_class(str(i), names, num_classes)
-            out.extend(range(a, b + 1))
-        else:
-            out.append(resolve_class(part, names, num_classes))
-    if not out:
-        raise UserError("--classes names no class; give indices, ranges (5-9) or names, comma-separated")
-    return list(dict.fromkeys(out))
-
-
-def _labelled_with(circuit: Any, encoder: str, vocabulary: str, top_n: int,
-                   templates: tuple[str, ...]) -> bool:
-    """Whether a saved circuit already carries labels made this way (then ingest does not relabel it)."""
-    done = circuit.manifest.get("labels") or {}
-    want = {"encoder": encoder, "vocabulary": vocabulary, "top_n": top_n, "templates": list(templates)}
-    return bool(len(circuit.labels)) and all(done.get(k) == v for k, v in want.items())
-
-
-def _artifact_dir(root: Path, model_key: str, cls: int) -> Path:
-    safe = "".join(ch if ch.isalnum() or ch in "._-@" else "_" for ch in model_key)
-    return root / safe / f"class-{cls:04d}"
+#: `ingest` options that set a `NeurFlowConfig` field (option name -> field).
+_CONFIG_OPTIONS = {"tau": "tau", "top_k": "top_k", "ig_steps": "ig_steps", "strategy": "strategy",
+                   "class_filter": "class_filter", "max_nodes": "max_nodes_per_layer", "seed": "seed",
+                   "device": "device", "batch_size": "batch_size", "ig_batch_size": "ig_batch_size"}
 
 
 @main.command()
@@ -642,106 +603,79 @@ def _artifact_dir(root: Path, model_key: str, cls: int) -> Path:
 @click.option("--classes", required=True,
               help="Class indices, ranges and names, e.g. '309,340-345,tiger cat'.")
 @click.option("--images", default=None,
-              help="Image folder, ImageNet-val folder or file list (default: the recipe's [data] images).")
+              help="Image folder, ImageNet-val folder, file list or file:// URI (default: the recipe's "
+              "[data] images).")
 @click.option("--artifacts", default="neurflow-kb-artifacts", show_default=True,
-              help="Folder where each class circuit is saved and reused on the next ingest.")
+              help="Folder where each class circuit (and the prediction cache) is saved and reused.")
 @click.option("--replace", is_flag=True, help="Recompute circuits and rewrite their runs.")
 @click.option("--label", "do_label", is_flag=True,
               help="Label every group with CLIP concepts (see the --clip-* and --vocabulary options).")
+@click.option("--skip-bad-images", is_flag=True,
+              help="Leave out unreadable image files (listed in each circuit's manifest) instead of "
+              "stopping.")
+@click.option("--workers", type=int, default=None,
+              help="Processes decoding images in the prediction pass (default: CPU cores - 1; 0: none).")
 @engine_options
 @clip_options
+@label_method_options
 @store_options
 @click.pass_context
 def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, artifacts: str,
-           replace: bool, do_label: bool, opts: StoreOptions, clip_model: str, clip_pretrained: str,
-           clip_checkpoint: str | None, vocabulary: str, top_n: int, templates: tuple[str, ...],
-           **kw: Any) -> None:
+           replace: bool, do_label: bool, skip_bad_images: bool, workers: int | None, opts: StoreOptions,
+           clip_model: str, clip_pretrained: str, clip_checkpoint: str | None, vocabulary: str, top_n: int,
+           templates: tuple[str, ...], label_method: Any, **kw: Any) -> None:
     """Compute class circuits of a model (a recipe from ingest/ or a built-in model name) and write them
-    to the knowledge base; circuits already saved under --artifacts are reused. With --label, groups get
-    CLIP concept labels and embeddings (for `query search`) before they are written."""
-    from ..artifact import Circuit
-    from ..config import NeurFlowConfig
-    from ..data import load_images
-    from ..engine import NeurFlow
-    from ..models import Preprocess, get_adapter
-    from ..store import model_key
-    from .engine_cmds import parse_layers, save_atomically
+    to the knowledge base; circuits already saved under --artifacts are reused. One prediction pass over
+    the images (cached) selects each class's images; --max-images caps the images per class. Classes
+    without images are reported at the end (exit code 3). With --label, groups get CLIP concept labels
+    and embeddings (for `query search`) before they are written."""
+    from ..pipeline import LabelSpec, load_recipe
+    from ..pipeline import ingest as run_ingest
+    from .engine_cmds import parse_layers
 
-    clip = vocab = None
+    if workers is not None and workers < 0:
+        raise UserError(f"--workers must be >= 0 (got {workers})")
+    labels = None
     if do_label:
         from ..labels import load_vocabulary
 
         templates = check_templates(templates)
-        vocab = load_vocabulary(vocabulary)
-        clip = open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, kw["device"])
+        labels = LabelSpec(open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, kw["device"]),
+                           load_vocabulary(vocabulary), top_n=top_n, templates=templates,
+                           method=label_method)
     rec = load_recipe(recipe)
     given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
-
-    def pick(option: str, recipe_value: Any) -> Any:
-        return kw[option] if option in given or recipe_value is None else recipe_value
-
-    layers = parse_layers(kw["layers"]) if "layers" in given else rec.get("layers")
-    weights = pick("weights", rec.get("weights"))
-    adapter = get_adapter(rec["model"], weights=weights, layers=layers, device=kw["device"], seed=kw["seed"])
-    if rec.get("preprocess"):
-        adapter.preprocess = Preprocess(**rec["preprocess"])
-    targets = parse_classes(classes, adapter.class_names, adapter.num_classes)
-    data = rec.get("data", {})
-    source = images or data.get("images")
-    if not source:
-        raise UserError("no images: pass --images FOLDER (or set [data] images in the recipe)")
-    if not Path(source).expanduser().exists():
-        raise UserError(f"image folder or file {source} does not exist; pass --images FOLDER")
-    settings = dict(rec.get("neurflow", {}))
-    for option, field in (("tau", "tau"), ("top_k", "top_k"), ("ig_steps", "ig_steps"),
-                          ("strategy", "strategy"), ("class_filter", "class_filter"),
-                          ("max_nodes", "max_nodes_per_layer"), ("seed", "seed"), ("device", "device"),
-                          ("batch_size", "batch_size"), ("ig_batch_size", "ig_batch_size")):
-        if option in given or field not in settings:
-            settings[field] = kw[option]
-    config = NeurFlowConfig.from_dict(settings)
-    max_images = pick("max_images", data.get("max_images"))
-    imageset = load_images(source, adapter.preprocess, class_names=adapter.class_names, max_images=max_images)
+    if "weights" in given:
+        rec.weights = kw["weights"]
+    if "layers" in given:
+        rec.layers = parse_layers(kw["layers"])
+    overrides = {field: kw[option] for option, field in _CONFIG_OPTIONS.items()
+                 if option in given or field not in rec.neurflow}
+    config = rec.config(**overrides)
+    max_images = kw["max_images"] if "max_images" in given else None
     quiet = kw["quiet"]
-    mk = f"{adapter.name}@{adapter.weights}"
-    root = Path(artifacts)
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
-    t0 = time.perf_counter()
-    results = []
+    def report(r: Any) -> None:
+        tqdm.write(r.line(), file=sys.stdout)
+
     with opts.open() as store:
-        bar = tqdm(targets, desc=f"ingest {adapter.name}", unit="class", disable=quiet or None,
-                   file=sys.stderr)
-        for cls in bar:
-            name = adapter.class_names[cls] if adapter.class_names else str(cls)
-            bar.set_postfix_str(f"{cls} {name}")
-            where = _artifact_dir(root, mk, cls)
-            circuit = None
-            stamp = where.parent / f"{where.name}.images"
-            if not replace and (where / "manifest.json").is_file() and stamp.is_file():
-                saved = Circuit.load(where)
-                want = json.loads(json.dumps(dict(config.to_dict(), layers=list(adapter.layers))))
-                same = (saved.manifest.get("config") == want
-                        and saved.manifest.get("layers") == list(adapter.layers)
-                        and saved.manifest.get("weights") == adapter.weights
-                        and stamp.read_text().strip() == imageset.fingerprint())
-                circuit = saved if same else None
-            reused = circuit is not None
-            if circuit is None:
-                circuit = NeurFlow(config).fit(adapter, imageset, cls, progress=not quiet)
-                save_atomically(circuit, str(where))
-                stamp.write_text(imageset.fingerprint() + "\n")
-            if clip is not None and not _labelled_with(circuit, clip.encoder, vocab.name, top_n, templates):
-                from ..labels import label_circuit
-
-                circuit = label_circuit(circuit, clip, vocab, top_n=top_n, templates=templates)
-                save_atomically(circuit, str(where))
-            res = store.write_circuit(circuit, replace=replace)
-            results.append(res)
-            click.echo(f"{res.status} class {cls} ({name}): run {res.key}, {len(circuit.groups)} groups"
-                       f"{' (saved circuit reused)' if reused else ''}")
-        bar.close()
-        click.echo(_summary(results, time.perf_counter() - t0, store.describe()))
-        click.echo(f"model {model_key(circuit)}: try `neurflow-kb query drivers {targets[0]} "
-                   f"--model {adapter.name}`")
-
+        result = run_ingest(rec, classes, images, store, config, artifacts=artifacts, max_images=max_images,
+                            replace=replace, labels=labels, skip_bad_images=skip_bad_images, workers=workers,
+                            progress=not quiet, on_class=report)
+        done = [r for r in result.classes if r.status != "no_images"]
+        click.echo(_summary(done, result.seconds, store.describe()) if done else
+                   f"no class written to {store.describe()}")
+    click.echo(f"prediction pass: {result.predicted} of {result.images} images predicted now "
+               f"({result.images - result.predicted - len(result.bad_images)} from the cache) in "
+               f"{result.prediction_seconds:.1f}s" + (f"; {len(result.bad_images)} unreadable files skipped"
+                                                       if result.bad_images else ""))
+    if done:
+        click.echo(f"model {result.model}: try `neurflow-kb query drivers {done[0].cls} "
+                   f"--model {result.model.split('@')[0]}`")
+    if result.skipped:
+        shown = ", ".join(f"{r.cls} ({r.name})" for r in result.skipped[:10])
+        more = f" and {len(result.skipped) - 10} more" if len(result.skipped) > 10 else ""
+        click.echo(f"Warning: {len(result.skipped)} classes skipped, no images selected: {shown}{more}; "
+                   f"give images of those classes or another --filter", err=True)
+        sys.exit(3)

@@ -10,7 +10,14 @@ import click
 
 from ..errors import UserError
 from . import main
-from .kb_cmds import StoreOptions, check_templates, clip_options, open_clip_encoder, store_options
+from .kb_cmds import (
+    StoreOptions,
+    check_templates,
+    clip_options,
+    label_method_options,
+    open_clip_encoder,
+    store_options,
+)
 
 
 def _print_labels(circuit, per_group: int = 3, limit: int = 12) -> None:
@@ -31,45 +38,51 @@ def _print_labels(circuit, per_group: int = 3, limit: int = 12) -> None:
 @main.command()
 @click.argument("artifacts", nargs=-1, type=click.Path(file_okay=False))
 @clip_options
+@label_method_options
 @click.option("--model", "kb_model", default=None, help="Store mode: only runs of this model.")
 @click.option("--class", "kb_class", default=None, help="Store mode: only runs of this class.")
 @click.option("--replace", is_flag=True, help="Store mode: relabel groups that already have labels.")
 @click.option("--device", default="cpu", show_default=True, help="Device for CLIP.")
 @store_options
 def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
-          vocabulary: str, top_n: int, templates: tuple[str, ...], kb_model: str | None, kb_class: str | None,
-          replace: bool, device: str, opts: StoreOptions) -> None:
+          vocabulary: str, top_n: int, templates: tuple[str, ...], label_method: Any, kb_model: str | None,
+          kb_class: str | None, replace: bool, device: str, opts: StoreOptions) -> None:
     """Label neuron groups with CLIP concepts: the given artifact folders (rewritten in place), or,
-    without ARTIFACTS, the groups of the knowledge base (from their stored thumbnails)."""
+    without ARTIFACTS, the groups of the knowledge base (from their stored thumbnails). By default a
+    group's concepts are those that set it apart from the rest of its run (docs/labels.md)."""
     from ..labels import load_vocabulary
 
     templates = check_templates(templates)
     paths = [Path(a) for a in artifacts]
-    for p in paths:
-        if not (p / "manifest.json").is_file():
-            raise UserError(f"{p} is not a circuit artifact (no manifest.json); pass folders written by "
-                            "`neurflow-kb circuit --out`")
+    if paths:
+        from ..folders import check_destination
+
+        for p in paths:
+            if not (p / "manifest.json").is_file():
+                raise UserError(f"{p} is not a circuit artifact (no manifest.json); pass folders written by "
+                                "`neurflow-kb circuit --out`")
+            check_destination(p, flag="artifact")  # rewritten in place: only folders neurflow-kb wrote
     vocab = load_vocabulary(vocabulary)
     clip = open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, device)
     if paths:
         from ..artifact import Circuit
         from ..labels import label_circuit
-        from .engine_cmds import save_atomically
 
         for p in paths:
-            circuit = label_circuit(Circuit.load(p), clip, vocab, top_n=top_n, templates=templates)
-            save_atomically(circuit, str(p))
+            circuit = label_circuit(Circuit.load(p), clip, vocab, top_n=top_n, templates=templates,
+                                    method=label_method)
+            circuit.save(p)
             n = circuit.group_embeddings.shape[0]
             click.echo(f"labelled {n} groups of {circuit.model} class {circuit.target_class} "
                        f"'{circuit.manifest.get('class_name')}' with {clip.encoder} ({vocab.name}, "
-                       f"{len(vocab)} concepts) -> {p}")
+                       f"{len(vocab)} concepts, {label_method.name}) -> {p}")
             _print_labels(circuit)
         return
     from ..labels.kb import label_store
 
     with opts.open() as store:
         summary = label_store(store, clip, vocab, top_n=top_n, model=kb_model, cls=kb_class, replace=replace,
-                              templates=templates)
+                              templates=templates, method=label_method)
         click.echo(summary)
 
 
@@ -201,8 +214,10 @@ def debug(image: str, model: str, weights: str, layers: str | None, cls: str | N
         circuit = Circuit.load(artifact)
         if circuit.model != adapter.name or str(circuit.manifest.get("weights")) != adapter.weights:
             have = f"{circuit.model} ({circuit.manifest.get('weights')})"
+            given = adapter.weights if adapter.weights_source == adapter.weights else \
+                f"{adapter.weights_source}, {adapter.weights}"
             raise UserError(f"the artifact is a circuit of {have} but --model/--weights give {adapter.name} "
-                            f"({adapter.weights}); pass the same model")
+                            f"({given}); pass the same model")
         if circuit.target_class != target:
             how = "--class" if cls is not None else "the model's prediction"
             raise UserError(f"the artifact explains class {circuit.target_class} but {how} is class "

@@ -304,19 +304,24 @@ class WorldBatch:
 
         return torch.from_numpy(self.labels.astype(np.int64))
 
-    def save(self, folder: str | Path) -> Path:
-        """Write the images as PNG files in class-index subfolders (``<folder>/<class>/<i>.png``, the layout
-        `neurflow_kb.load_images` reads) and one JSON line per image (file, caption, concepts)."""
+    def save(self, folder: str | Path, layout: str = "index", image_format: str = "png",
+             size: int | None = None) -> Path:
+        """Write the images as files in an ImageNet-val-like `layout` (see `image_path`) plus one JSON line
+        per image (file, caption, concepts) in ``concepts.jsonl``; the layouts `neurflow_kb.load_images`
+        and `neurflow-kb ingest` read. `size` upsamples the 64 px images (e.g. 224, as real photos);
+        `image_format` is png or jpg."""
         root = Path(folder)
-        lines = []
+        lines, loc = [], []
         for i, (img, label) in enumerate(zip(self.images, self.labels, strict=True)):
-            sub = root / str(int(label))
-            sub.mkdir(parents=True, exist_ok=True)
-            path = sub / f"{self.seed}_{i:05d}.png"
-            Image.fromarray(img, mode="RGB").save(path)
+            path = image_path(root, layout, int(label), f"{self.seed}_{i:05d}", image_format)
+            write_image(img, path, size)
+            if layout == "flat":
+                loc.append((path.stem, int(label), size or IMAGE_SIZE))
             lines.append(json.dumps({"file": str(path.relative_to(root)), "caption": self.captions[i],
                                      **self.concepts[i]}))
         root.mkdir(parents=True, exist_ok=True)
+        if layout == "flat":
+            write_loc_solution(root, loc)
         (root / "concepts.jsonl").write_text("\n".join(lines) + ("\n" if lines else ""))
         return root
 
@@ -330,6 +335,59 @@ class WorldBatch:
 
 WORLD_MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 WORLD_STD: tuple[float, float, float] = (0.25, 0.25, 0.25)
+
+
+LAYOUTS = ("index", "wnid", "flat")
+"""Folder layouts of `WorldBatch.save`: class-index subfolders, WordNet-id subfolders, or one flat folder
+with an ImageNet ``LOC_val_solution.csv`` (world class i <-> ImageNet class i, as timm orders wnids)."""
+
+
+def imagenet_wnids() -> list[str]:
+    """The 1000 ImageNet WordNet ids in class-index order (from timm, which lists them)."""
+    try:
+        from timm.data import ImageNetInfo
+    except ImportError:
+        raise UserError("writing WordNet-id layouts needs timm (pip install timm), which lists ImageNet's "
+                        "wnids") from None
+    return list(ImageNetInfo().label_names())
+
+
+def image_path(root: Path, layout: str, label: int, stem: str, image_format: str = "png") -> Path:
+    """Where an image of class `label` goes in `layout` (its folder is created)."""
+    if layout not in LAYOUTS:
+        raise UserError(f"layout must be one of {', '.join(LAYOUTS)} (got {layout!r})")
+    suffix = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg"}.get(image_format.lower())
+    if suffix is None:
+        raise UserError(f"image_format must be png or jpg (got {image_format!r})")
+    sub = {"index": str(label), "wnid": imagenet_wnids()[label] if layout == "wnid" else "",
+           "flat": ""}[layout]
+    folder = root / sub if sub else root
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{stem}{suffix}"
+
+
+def write_image(img: np.ndarray, path: Path, size: int | None = None, quality: int = 90) -> None:
+    """Save an HxWx3 uint8 image (upsampled to `size` px with bicubic interpolation if given)."""
+    im = Image.fromarray(np.ascontiguousarray(img), mode="RGB")
+    if size and size != im.width:
+        im = im.resize((size, size), Image.Resampling.BICUBIC)
+    if path.suffix == ".jpg":
+        im.save(path, quality=quality)
+    else:
+        im.save(path)
+
+
+def write_loc_solution(root: Path, rows: Sequence[tuple[str, int, int]], append: bool = False) -> Path:
+    """An ImageNet ``LOC_val_solution.csv`` (ImageId, PredictionString "wnid x0 y0 x1 y1") for
+    (file stem, class, image size) rows: the flat layout's labels."""
+    wnids = imagenet_wnids()
+    path = root / "LOC_val_solution.csv"
+    with path.open("a" if append and path.exists() else "w") as fh:
+        if fh.tell() == 0:
+            fh.write("ImageId,PredictionString\n")
+        for stem, label, side in rows:
+            fh.write(f"{stem},{wnids[label]} 0 0 {side - 1} {side - 1}\n")
+    return path
 
 
 def normalize_images(x: Any) -> Any:

@@ -1,0 +1,339 @@
+"""Ingest as a library: a model and a list of classes -> circuits saved as artifacts -> the knowledge base.
+
+Three steps, usable on their own (a distributed runner calls `compute_class` on workers):
+
+1. `plan_ingest`: build the model, scan the images, run (or reuse) the one prediction pass of the
+   dataset, select each class's images and compute each circuit's run key before any work; classes with
+   no image are reported, not fatal.
+2. `compute_class`: the circuit of one class (or the saved artifact when its key matches), labelled
+   if asked, saved atomically under ``artifacts``. Needs no database.
+3. `ingest`: plan, then for every class compute and write it to the store as soon as it is done.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ..artifact import Circuit, circuit_key
+from ..config import NeurFlowConfig
+from ..data import (
+    DatasetPredictions,
+    empty_selection_message,
+    load_selection,
+    predict_dataset,
+    scan_images,
+    select_class,
+    selection_fingerprint,
+)
+from ..errors import UserError
+from .classes import parse_classes
+from .recipes import Recipe, load_recipe
+
+DEFAULT_ARTIFACTS = "neurflow-kb-artifacts"
+CACHE_DIR = "_cache"
+#: Without an explicit `max_images`, a class may use at most this many images (the engine holds a class's
+#: images and their crops in memory); more is refused in one line asking for --max-images.
+UNCAPPED_LIMIT = 2000
+#: Bad files listed by name in a manifest (the count is always complete).
+MAX_LISTED_BAD = 100
+
+Status = Literal["written", "skipped", "replaced", "recovered", "labelled", "saved", "no_images"]
+
+
+@dataclass
+class LabelSpec:
+    """How `ingest` labels groups: a loaded CLIP encoder, a vocabulary, the label options and the method
+    (`neurflow_kb.labels.LabelMethod`; default: the contrastive method of docs/labels.md)."""
+
+    clip: Any
+    vocabulary: Any
+    top_n: int = 5
+    templates: tuple[str, ...] | None = None
+    method: Any = None
+
+    def _options(self) -> dict[str, Any]:
+        from ..labels import DEFAULT_TEMPLATES, LabelMethod
+
+        return {"top_n": self.top_n, "templates": tuple(self.templates or DEFAULT_TEMPLATES),
+                "method": LabelMethod.parse(self.method) if self.method is not None else LabelMethod()}
+
+    def done(self, circuit: Circuit) -> bool:
+        """Whether `circuit` already carries labels made this way (then it is not labelled again)."""
+        have = circuit.manifest.get("labels") or {}
+        opts = self._options()
+        want = {"encoder": self.clip.encoder, "vocabulary": self.vocabulary.name, "top_n": opts["top_n"],
+                "templates": list(opts["templates"]), "method": opts["method"].name}
+        return bool(len(circuit.labels)) and all(have.get(k) == v for k, v in want.items())
+
+    def apply(self, circuit: Circuit) -> Circuit:
+        from ..labels import label_circuit
+
+        return label_circuit(circuit, self.clip, self.vocabulary, **self._options())
+
+
+@dataclass
+class ClassJob:
+    """One class of a plan: its selected images (record positions), data fingerprint, run key and where
+    its artifact lives; `reuse` when a saved artifact with that key is there."""
+
+    cls: int
+    name: str
+    positions: np.ndarray
+    fingerprint: str
+    key: str
+    artifact: Path
+    reuse: bool = False
+
+
+@dataclass
+class ClassResult:
+    """What happened to one class: `status` is the store's (written, skipped, replaced, recovered,
+    labelled), `saved` (artifact only, no store) or `no_images` (skipped, see `message`)."""
+
+    cls: int
+    name: str
+    status: Status
+    key: str | None = None
+    reused: bool = False
+    n_images: int = 0
+    n_nodes: int = 0
+    n_groups: int = 0
+    seconds: float = 0.0
+    relationships: int = 0
+    artifact: Path | None = None
+    message: str = ""
+
+    def line(self) -> str:
+        """The per-class line the CLI prints."""
+        head = f"{self.status} class {self.cls} ({self.name})"
+        if self.status == "no_images":
+            return f"{head}: {self.message}"
+        return (f"{head}: run {self.key}, {self.n_images} images, {self.n_nodes} nodes, {self.n_groups} "
+                f"groups, {self.seconds:.1f}s{' (saved circuit reused)' if self.reused else ''}")
+
+
+@dataclass
+class IngestPlan:
+    """Everything decided before any circuit is computed (see `plan_ingest`)."""
+
+    recipe: Recipe
+    adapter: Any
+    config: NeurFlowConfig
+    predictions: DatasetPredictions
+    jobs: list[ClassJob]
+    missing: list[ClassResult]
+    artifacts: Path
+    targets: list[int]
+    replace: bool = False
+
+    @property
+    def model_key(self) -> str:
+        return f"{self.adapter.name}@{self.adapter.weights}"
+
+
+@dataclass
+class IngestResult:
+    """Per-class results of an ingest, in the order the classes were given, and the prediction pass."""
+
+    model: str
+    classes: list[ClassResult]
+    images: int = 0
+    predicted: int = 0
+    prediction_seconds: float = 0.0
+    bad_images: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def skipped(self) -> list[ClassResult]:
+        """Classes left out because no image was selected for them."""
+        return [r for r in self.classes if r.status == "no_images"]
+
+    def frame(self) -> Any:
+        """The results as a DataFrame (one row per class)."""
+        import pandas as pd
+
+        return pd.DataFrame([{k: v for k, v in vars(r).items()} for r in self.classes])
+
+
+def artifact_dir(root: Path, model_key: str, cls: int) -> Path:
+    """Where the circuit of class `cls` of a model is saved under `root`."""
+    safe = "".join(ch if ch.isalnum() or ch in "._-@" else "_" for ch in model_key)
+    return root / safe / f"class-{cls:04d}"
+
+
+def _recipe(model: Recipe | str | Path | Any) -> tuple[Recipe, Any]:
+    """(recipe, adapter or None) from a recipe, a recipe name/path, a model name or a `ModelAdapter`."""
+    from ..models import ModelAdapter
+
+    if isinstance(model, Recipe):
+        return model, None
+    if isinstance(model, ModelAdapter):
+        return Recipe(model=model.name, weights=model.weights, layers=list(model.layers)), model
+    if isinstance(model, (str, Path)):
+        return load_recipe(model), None
+    raise UserError(f"cannot ingest a {type(model).__name__}; give a recipe, a model name or a ModelAdapter")
+
+
+def _adapter(recipe: Recipe, device: str, seed: int) -> Any:
+    from ..models import Preprocess, get_adapter
+
+    adapter = get_adapter(recipe.model, weights=recipe.weights, layers=recipe.layers, device=device,
+                          seed=seed)
+    if recipe.preprocess:
+        adapter.preprocess = Preprocess(**recipe.preprocess)
+    return adapter
+
+
+def _saved_key(path: Path) -> str | None:
+    """Run key of the artifact saved at `path` (None when there is none or it cannot be read)."""
+    if not (path / "manifest.json").is_file():
+        return None
+    try:
+        return Circuit.load(path).key
+    except UserError:
+        return None
+
+
+def plan_ingest(model: Recipe | str | Path | Any, classes: str | Sequence[int | str],
+                images: str | Path | Sequence[str | Path] | None = None, *,
+                config: NeurFlowConfig | None = None, artifacts: str | Path = DEFAULT_ARTIFACTS,
+                max_images: int | None = None, replace: bool = False, skip_bad_images: bool = False,
+                workers: int | None = None, progress: bool = True) -> IngestPlan:
+    """Decide everything before computing: the model, the classes, each class's images (after the one
+    prediction pass over the dataset, cached under ``artifacts/_cache``), their run keys, and which saved
+    circuits are reused. `config` defaults to the recipe's settings."""
+    recipe, adapter = _recipe(model)
+    config = config or recipe.config()
+    if adapter is None:
+        adapter = _adapter(recipe, config.device, config.seed)
+    else:
+        adapter = adapter.to(config.device)
+    targets = parse_classes(classes, adapter.class_names, adapter.num_classes)
+    source = images if images is not None else recipe.images
+    if source is None:
+        raise UserError("no images: pass --images FOLDER (or set [data] images in the recipe)")
+    max_images = max_images if max_images is not None else recipe.max_images
+    if max_images is not None and max_images < 1:
+        raise UserError(f"max_images must be >= 1 (got {max_images})")
+    records = scan_images(source, adapter.class_names)
+    root = Path(artifacts)
+    preds = predict_dataset(records, adapter, cache_dir=root / CACHE_DIR, batch_size=config.batch_size,
+                            device=config.device, workers=workers, skip_bad=skip_bad_images,
+                            progress=progress)
+    from ..engine import NeurFlow
+
+    engine = NeurFlow(config)
+    jobs: list[ClassJob] = []
+    missing: list[ClassResult] = []
+    names = adapter.class_names
+    for cls in targets:
+        name = names[cls] if names else str(cls)
+        positions = select_class(preds, cls, config.class_filter, max_images, config.seed)
+        if len(positions) == 0:
+            missing.append(ClassResult(cls, name, "no_images", message=empty_selection_message(
+                preds, cls, config.class_filter, names)))
+            continue
+        if max_images is None and len(positions) > UNCAPPED_LIMIT:
+            raise UserError(f"class {cls} ({name}) selects {len(positions)} images; the engine holds a "
+                            "class's images in memory: pass --max-images N (e.g. 50, the paper's setting)")
+        fingerprint = selection_fingerprint(preds, positions, adapter.preprocess)
+        key = circuit_key(engine.identity(adapter, cls, fingerprint))
+        where = artifact_dir(root, f"{adapter.name}@{adapter.weights}", cls)
+        reuse = not replace and _saved_key(where) == key
+        jobs.append(ClassJob(cls, name, positions, fingerprint, key, where, reuse))
+    return IngestPlan(recipe, adapter, config, preds, jobs, missing, root, targets, replace)
+
+
+def compute_class(plan: IngestPlan, job: ClassJob, *, labels: LabelSpec | None = None,
+                  progress: bool = False) -> tuple[Circuit, ClassResult]:
+    """The circuit of one planned class: the saved artifact when `job.reuse`, else computed from its
+    selected images; labelled when `labels` is given and it lacks those labels; saved atomically."""
+    from ..engine import NeurFlow
+
+    t0 = time.perf_counter()
+    circuit = Circuit.load(job.artifact) if job.reuse else None
+    if circuit is None:
+        imageset = load_selection(plan.predictions, job.positions, plan.adapter.preprocess, job.cls,
+                                  plan.config.class_filter)
+        circuit = NeurFlow(plan.config).fit(plan.adapter, imageset, job.cls, progress=progress)
+        if circuit.key != job.key:  # the plan and the engine must agree on identity
+            raise RuntimeError(f"planned run key {job.key} but computed {circuit.key} for class {job.cls}")
+        if plan.predictions.bad:
+            bad = plan.predictions.bad_files()
+            circuit.manifest["skipped_images"] = {"count": len(bad), "files": bad[:MAX_LISTED_BAD]}
+        _save(circuit, job.artifact)
+    if labels is not None and not labels.done(circuit):
+        circuit = labels.apply(circuit)
+        _save(circuit, job.artifact)
+    result = ClassResult(job.cls, job.name, "saved", key=circuit.key, reused=job.reuse,
+                         n_images=int(circuit.manifest.get("n_images", len(job.positions))),
+                         n_nodes=len(circuit.nodes), n_groups=len(circuit.groups),
+                         seconds=time.perf_counter() - t0, artifact=job.artifact)
+    return circuit, result
+
+
+def _save(circuit: Circuit, where: Path) -> None:
+    circuit.save(where)
+
+
+def ingest(model: Recipe | str | Path | Any, classes: str | Sequence[int | str],
+           images: str | Path | Sequence[str | Path] | None = None, store: Any = None,
+           config: NeurFlowConfig | None = None, *, artifacts: str | Path = DEFAULT_ARTIFACTS,
+           max_images: int | None = None, replace: bool = False, labels: LabelSpec | None = None,
+           skip_bad_images: bool = False, workers: int | None = None, progress: bool = True,
+           on_class: Callable[[ClassResult], None] | None = None) -> IngestResult:
+    """Compute the circuits of `classes` and write each to `store` as soon as it is done.
+
+    `model`: a recipe (`Recipe`, a TOML path or a shipped recipe name), a built-in model name or a
+    `ModelAdapter`. `images`: a folder (flat, class subfolders, ImageNet-val), a list file, a file://
+    URI or a list of paths (default: the recipe's). `store`: an open `GraphStore`, an embedded file path,
+    or None to only save artifacts. Circuits saved under `artifacts` with the same run key are reused;
+    `max_images` caps the images *per class* (seeded choice). Classes without images are reported in the
+    result (`IngestResult.skipped`), not raised. `on_class` is called with each class's result.
+    """
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    plan = plan_ingest(model, classes, images, config=config, artifacts=artifacts, max_images=max_images,
+                       replace=replace, skip_bad_images=skip_bad_images, workers=workers, progress=progress)
+    results = {r.cls: r for r in plan.missing}
+    for r in plan.missing:
+        if on_class:
+            on_class(r)
+    opened = None
+    if store is not None and isinstance(store, (str, Path)):
+        from ..store import open_store
+
+        opened = store = open_store(store_path=store)
+    try:
+        bar = tqdm(plan.jobs, desc=f"ingest {plan.adapter.name}", unit="class", disable=not progress,
+                   file=sys.stderr)
+        for job in bar:
+            bar.set_postfix_str(f"{job.cls} {job.name}")
+            circuit, result = compute_class(plan, job, labels=labels, progress=progress)
+            if store is not None:
+                written = store.write_circuit(circuit, replace=plan.replace)
+                result.status, result.relationships = written.status, written.relationships
+            result.seconds = round(result.seconds, 3)
+            results[job.cls] = result
+            if on_class:
+                on_class(result)
+        bar.close()
+    finally:
+        if opened is not None:
+            opened.close()
+    preds = plan.predictions
+    return IngestResult(plan.model_key, [results[c] for c in plan.targets], images=len(preds),
+                        predicted=preds.forwarded, prediction_seconds=round(preds.seconds, 3),
+                        bad_images=preds.bad_files(), seconds=time.perf_counter() - started)
+
+
+__all__ = ["DEFAULT_ARTIFACTS", "ClassJob", "ClassResult", "IngestPlan", "IngestResult", "LabelSpec",
+           "artifact_dir", "compute_class", "ingest", "plan_ingest"]
