@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .shares import compute_shares, has_shares
+from .shares import SHARE_COLUMNS, compute_shares, has_shares
 
 #: Version 2: weights identified by content, preprocessing in the manifest and the key, a folder marker.
 FORMAT_VERSION = 2
@@ -232,10 +233,14 @@ class Circuit:
                 continue
             if not p.is_file():
                 raise UserError(f"{d} is missing {p.name}; the artifact is incomplete, re-create it")
+            if name in ("groups", "group_edges") and not _has_share_columns(p):
+                # written before shares existed: they are derived, so they are computed below
+                columns = {c: t for c, t in columns.items() if c not in SHARE_COLUMNS}
             tables[name] = read_table(p, name, columns)
         for name in OPTIONAL_TABLES:
             tables.setdefault(name, empty_table(name))
         validate_circuit(manifest, tables, str(d))
+        _check_shares(tables, d)
         circuit = cls(manifest=manifest, tables=tables)
         check_key({"key": saved_key}, circuit.key, str(mpath))
         return circuit
@@ -259,6 +264,32 @@ class Circuit:
                 elif not a[c].equals(b[c]):
                     return False
         return True
+
+
+def _has_share_columns(path: Path) -> bool:
+    try:
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+    except Exception:  # noqa: BLE001  (read_table reports an unreadable file in one line)
+        return True
+    return all(c in names for c in SHARE_COLUMNS)
+
+
+def _check_shares(tables: dict[str, pd.DataFrame], folder: Path) -> None:
+    """Fill in the shares of groups and group edges, derived from their weights (`neurflow_kb.shares`);
+    stored shares must be the ones the rule gives (1e-9), else the artifact was altered."""
+    groups, edges = tables["groups"], tables["group_edges"]
+    base_g = groups.drop(columns=[c for c in SHARE_COLUMNS if c in groups.columns])
+    base_e = edges.drop(columns=[c for c in SHARE_COLUMNS if c in edges.columns])
+    want_g, want_e = compute_shares(base_g, base_e)
+    for name, have, want in (("groups", groups, want_g), ("group_edges", edges, want_e)):
+        for c in SHARE_COLUMNS:
+            if c in have.columns and not np.allclose(have[c].to_numpy(float), want[c].to_numpy(float),
+                                                      rtol=0.0, atol=1e-9, equal_nan=False):
+                raise UserError(f"{folder}/{name}.parquet: column '{c}' does not follow from the group "
+                                "weights (docs/decisions.md, influence as a share); re-create the artifact")
+    tables["groups"], tables["group_edges"] = want_g, want_e
 
 
 def _norm(x: Any) -> Any:

@@ -92,3 +92,15 @@ def test_artifacts_without_share_columns_get_them_on_load(tmp_path) -> None:
 def test_percent_formatting() -> None:
     assert percent(0.1234) == "+12.3%" and percent(-0.5) == "-50.0%" and percent(0.0) == "0.0%"
     assert percent(0.25, signed=False) == "25.0%" and percent(None) == "-" and percent(float("nan")) == "-"
+
+
+def test_altered_shares_are_refused_on_load(tmp_path) -> None:
+    from neurflow_kb.errors import UserError
+
+    c = synthetic_circuit(2, nodes_per_layer=(2, 8, 16, 20), tau=4)
+    path = c.save(tmp_path / "c")
+    df = pd.read_parquet(path / "groups.parquet")
+    df.loc[0, "abs_share"] += 0.01
+    df.to_parquet(path / "groups.parquet", index=False)
+    with pytest.raises(UserError, match="groups.parquet: column 'abs_share' does not follow from the group"):
+        Circuit.load(path)
