@@ -34,10 +34,10 @@ def _print_drivers(table: pd.DataFrame, circuits: dict, per_layer: int = 3) -> N
     click.echo("  share = how much of the class's evidence flows through the group (each layer's groups "
                "add up to 100%);")
     click.echo("  net = the same with signs (negative: the group works against the class)")
-    click.echo(f"  {'layer':<7} {'group':>5}  {'share':>6}  {'net':>7}  {'nodes':>5}  labels (CLIP score)")
+    click.echo(f"  {'layer':<7} {'group':>5}  {'share':>6}  {'net':>7}  {'nodes':>5}")
     for r in shown.itertuples():
         click.echo(f"  {r.layer:<7} {r.group_index:>5}  {percent(r.abs_share, signed=False):>6}  "
-                   f"{percent(r.share):>7}  {r.size:>5}  {r.labels}")
+                   f"{percent(r.share):>7}  {r.size:>5}  labels: {r.labels}")
 
 
 @main.command()
