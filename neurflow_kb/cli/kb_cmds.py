@@ -638,7 +638,7 @@ def _print_run(run: dict[str, Any]) -> None:
             parts.append("Ray not started: every class was reused")
     if run.get("loader_classes"):
         rate = run["loader_classes"] / run["loader_seconds"] if run.get("loader_seconds") else 0.0
-        parts.append(f"loader: {run['loader_classes']} classes in {run['loader_seconds']:.1f}s of store time "
-                     f"({rate:.2f} classes/s, {run['loader_batches']} batches)")
+        parts.append(f"loader: {run['loader_classes']} classes in {run['loader_seconds']:.1f}s of reading "
+                     f"and writing ({rate:.2f} classes/s, {run['loader_batches']} batches)")
     if parts:
         click.echo("; ".join(parts))

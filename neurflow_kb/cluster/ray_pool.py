@@ -15,7 +15,6 @@ import socket
 import sys
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,6 +182,9 @@ class _Worker:
         return work(self.state, job)
 
 
+_END = object()
+
+
 @dataclass
 class Outcome:
     """What came back for one job: `value` (what `work` returned) or `error` (one line); `lost` when its
@@ -243,12 +245,12 @@ class ActorPool:
         ray = self.cluster.ray
         from ray.exceptions import RayActorError, RayError
 
-        queue = deque(jobs)
+        queue = iter(jobs)   # pulled lazily: a generator of jobs may run for as long as it likes
         pending: dict[Any, tuple[int, Any, float]] = {}
 
         def submit(i: int) -> None:
-            if queue:
-                job = queue.popleft()
+            job = next(queue, _END)
+            if job is not _END:
                 ref = self.actors[i].run.remote(self.work, job, [self._shared_ref])
                 pending[ref] = (i, job, time.perf_counter())
 

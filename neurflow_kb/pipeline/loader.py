@@ -52,12 +52,14 @@ def find_artifacts(paths: Iterable[str | Path]) -> list[Path]:
 
 @dataclass
 class Loader:
-    """Writes finished classes to `store` (None: artifacts only) in batches; keeps its own counts so the
-    driver can report the loading rate."""
+    """Writes finished classes to `store` (None: artifacts only) in batches; keeps its own counts (classes
+    written or found complete, seconds spent reading artifacts and writing, of which reading) for the
+    loading rate."""
 
     store: Any = None
     replace: bool = False
     seconds: float = 0.0
+    read_seconds: float = 0.0
     classes: int = 0
     relationships: int = 0
     batches: int = 0
@@ -66,8 +68,18 @@ class Loader:
     def load(self, items: Sequence[tuple[ClassResult, Circuit | None]]) -> None:
         """Write every saved class of `items` (result, circuit or None to read its artifact); updates each
         result's status and relationship count in place; a class whose artifact cannot be read or holds
-        another run becomes `failed` with one line."""
+        another run becomes `failed` with one line. The time counted is reading plus writing."""
+        t0 = time.perf_counter()
+        try:
+            self._load(items)
+        finally:
+            self.seconds += time.perf_counter() - t0
+
+    def _load(self, items: Sequence[tuple[ClassResult, Circuit | None]]) -> None:
+        if self.store is None:   # artifacts only: nothing to read back
+            return
         todo: list[tuple[ClassResult, Circuit]] = []
+        t0 = time.perf_counter()
         for result, circuit in items:
             if result.status in ("failed", "no_images"):
                 continue
@@ -82,11 +94,10 @@ class Loader:
                     f"{result.key} (another ingest wrote it meanwhile?); run the ingest again")
                 continue
             todo.append((result, circuit))
-        if self.store is None or not todo:
+        self.read_seconds += time.perf_counter() - t0
+        if not todo:
             return
-        t0 = time.perf_counter()
         written = {w.key: w for w in self.store.write_circuits([c for _, c in todo], replace=self.replace)}
-        self.seconds += time.perf_counter() - t0
         self.batches += 1
         for result, circuit in todo:
             w = written[circuit.key]
@@ -97,7 +108,7 @@ class Loader:
                 self.classes += 1
 
     def rate(self) -> float:
-        """Classes per second of store time so far (0 before the first write)."""
+        """Classes per second of loading time so far (0 before the first write)."""
         return self.classes / self.seconds if self.seconds else 0.0
 
 
