@@ -17,7 +17,8 @@ import pandas as pd
 
 from .errors import UserError
 
-FORMAT_VERSION = 1
+#: Version 2: weights identified by content, preprocessing in the manifest and the key, a folder marker.
+FORMAT_VERSION = 2
 
 # Config fields that change how a circuit is computed but not what it is; left out of `Circuit.key`.
 EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32")
@@ -25,7 +26,7 @@ EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32")
 # Tables an artifact may lack on disk (written by later steps such as labelling).
 OPTIONAL_TABLES = ("labels", "group_embeddings")
 
-# Column order and dtypes of every table; `Circuit.validate` checks them.
+# Column order and dtypes of every table; `Circuit.validate` checks them (see `artifact_schema`).
 TABLES: dict[str, dict[str, str]] = {
     # one row per layer of the chain, depth 0 = lowest ("lower" only) layer, depth T = output layer
     "layers": {"depth": "int64", "name": "object", "channels": "int64"},
@@ -76,11 +77,12 @@ TABLES: dict[str, dict[str, str]] = {
 
 
 # Manifest fields that decide what a circuit is (its run key); see `circuit_key`.
-KEY_FIELDS = ("model", "weights", "target_class", "layers", "data_fingerprint", "config")
+KEY_FIELDS = ("model", "weights", "target_class", "layers", "preprocess", "data_fingerprint", "config")
 
 
 def circuit_key(manifest: Mapping[str, Any]) -> str:
-    """The run key: a content hash of the manifest's `KEY_FIELDS` (config without execution-only fields).
+    """The run key: a content hash of the manifest's `KEY_FIELDS` (model, weights id, class, layer chain,
+    preprocessing, data fingerprint, and the config without execution-only fields).
 
     The ingest planner computes it before any work to decide whether a saved circuit can be reused."""
     ident = {k: manifest.get(k) for k in KEY_FIELDS if k != "config"}
@@ -144,7 +146,8 @@ class Circuit:
 
     @property
     def key(self) -> str:
-        """Content hash of what determines the circuit (model, weights, class, config, data)."""
+        """Content hash of what determines the circuit (model, weights, class, chain, preprocessing,
+        config, data); see `circuit_key`."""
         return circuit_key(self.manifest)
 
     # -- views ----------------------------------------------------------------------------------
@@ -163,44 +166,67 @@ class Circuit:
         return n[(n["depth"] == depth) & (n["group"] == group)].reset_index(drop=True)
 
     # -- persistence ----------------------------------------------------------------------------
+    def validate(self, where: str = "") -> None:
+        """Check the circuit against the artifact schema (`artifact_schema`); one-line `UserError`."""
+        from .artifact_schema import validate_circuit
+
+        validate_circuit(self.manifest, self.tables, where)
+
     def save(self, directory: str | Path) -> Path:
-        """Write `manifest.json` and one Parquet file per table into `directory` (created)."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        for name, df in self.tables.items():
-            df.to_parquet(d / f"{name}.parquet", index=False)
+        """Write `manifest.json` and one Parquet file per table into `directory`, atomically.
+
+        The folder is written beside its destination and swapped into place; it carries the marker of
+        `neurflow_kb.folders`. An existing `directory` is replaced only when neurflow-kb wrote it (and it
+        holds nothing else); a user's folder, a file or a symbolic link is refused with a `UserError`.
+        """
+        from .folders import replace_folder
+
+        self.validate()
         manifest = dict(self.manifest, format_version=FORMAT_VERSION, key=self.key)
-        (d / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-        return d
+
+        def write(tmp: Path) -> list[str]:
+            for name, df in self.tables.items():
+                df.to_parquet(tmp / f"{name}.parquet", index=False)
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+            return ["manifest.json", *(f"{name}.parquet" for name in self.tables)]
+
+        return replace_folder(Path(directory), write, kind="circuit", key=self.key)
 
     @classmethod
     def load(cls, directory: str | Path) -> Circuit:
-        """Read an artifact written by `save`."""
+        """Read an artifact written by `save`, validated against the artifact schema: any problem is one
+        `UserError` naming the file, the field and the fix (nothing half-read reaches a store)."""
+        from .artifact_schema import check_key, read_manifest, read_table, validate_circuit
+
         d = Path(directory)
         mpath = d / "manifest.json"
+        if not d.is_dir():
+            raise UserError(f"{d} is not a folder; point to a circuit artifact folder written by "
+                            "`neurflow-kb circuit --out`")
         if not mpath.is_file():
             raise UserError(f"{d} is not a circuit artifact (no manifest.json); point to a folder written "
                             "by `neurflow-kb circuit --out`")
-        try:
-            manifest = json.loads(mpath.read_text())
-        except json.JSONDecodeError as e:
-            raise UserError(f"{mpath} is not valid JSON ({e.msg}); re-create the artifact") from None
+        manifest = read_manifest(mpath)
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"{d} has artifact format {manifest.get('format_version')!r}, this version "
-                            f"reads {FORMAT_VERSION}; re-create it with this version")
+            version = manifest.get("format_version")
+            raise UserError(f"{mpath} has artifact format {str(version)[:20]!r}, this version reads "
+                            f"{FORMAT_VERSION}; re-create the artifact with this version of neurflow-kb")
         manifest.pop("format_version", None)
-        manifest.pop("key", None)
+        saved_key = manifest.pop("key", None)
         tables = {}
-        for name in TABLES:
+        for name, columns in TABLES.items():
             p = d / f"{name}.parquet"
-            if not p.is_file() and name in OPTIONAL_TABLES:
+            if not p.exists() and name in OPTIONAL_TABLES:
                 continue
             if not p.is_file():
                 raise UserError(f"{d} is missing {p.name}; the artifact is incomplete, re-create it")
-            tables[name] = pd.read_parquet(p)
-        for name, col in (("nodes", "concept_vector"), ("group_embeddings", "embedding")):
-            tables[name][col] = tables[name][col].map(lambda v: [float(x) for x in v])
-        return cls(manifest=manifest, tables=tables)
+            tables[name] = read_table(p, name, columns)
+        for name in OPTIONAL_TABLES:
+            tables.setdefault(name, empty_table(name))
+        validate_circuit(manifest, tables, str(d))
+        circuit = cls(manifest=manifest, tables=tables)
+        check_key({"key": saved_key}, circuit.key, str(mpath))
+        return circuit
 
     def equals(self, other: Circuit) -> bool:
         """Same manifest (timings aside) and identical tables."""

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import UserError
+
+#: Gauss-Legendre nodes come from an eigenproblem of this size: a bound keeps it to seconds and MBs.
+_MAX_IG_STEPS = 1_000
+_COUNT = 2**31 - 1
+#: Integer settings and their ranges (seeds: any 64-bit integer, as torch and the stores take them).
+_COUNTS: dict[str, tuple[int, int]] = {
+    "tau": (1, _COUNT), "top_k": (2, _COUNT), "ig_steps": (1, _MAX_IG_STEPS),
+    "max_nodes_per_layer": (1, _COUNT),
+    "max_subconcepts": (2, 1_000), "max_groups": (1, _COUNT), "num_representatives": (1, 1_000),
+    "thumbnail_size": (8, 1_024), "batch_size": (1, _COUNT), "ig_batch_size": (1, _COUNT),
+    "seed": (-(2**63), 2**63 - 1),
+}
+_OPTIONAL = {"max_nodes_per_layer"}
 
 ClassFilter = Literal["predicted", "true", "all"]
 Strategy = Literal["batched", "per_neuron", "fast"]
@@ -47,8 +61,21 @@ class NeurFlowConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.granularities = tuple(float(g) for g in self.granularities)
-        self.fast_steps = tuple(int(s) for s in self.fast_steps)
+        for name, (lo, hi) in _COUNTS.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            shown = str(value)[:30]
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise UserError(f"{name} must be an integer (got {shown})")
+            if not lo <= value <= hi:
+                raise UserError(f"{name} must be {f'>= {lo}' if value < lo else f'<= {hi}'} (got {shown})")
+            setattr(self, name, int(value))
+        try:
+            self.granularities = tuple(float(g) for g in self.granularities)
+            self.fast_steps = tuple(int(s) for s in self.fast_steps)
+        except (TypeError, ValueError, OverflowError):
+            raise UserError("granularities and fast_steps must be lists of numbers") from None
         self.validate()
 
     def validate(self) -> None:
@@ -70,6 +97,8 @@ class NeurFlowConfig:
             (self.batch_size >= 1 and self.ig_batch_size >= 1, "batch sizes must be >= 1"),
             (self.max_nodes_per_layer is None or self.max_nodes_per_layer >= 1,
              "max_nodes_per_layer must be >= 1 or None"),
+            (all(1 <= st <= _MAX_IG_STEPS for st in self.fast_steps),
+             f"fast_steps must lie in 1..{_MAX_IG_STEPS} (got {self.fast_steps})"),
         ]
         for ok, message in checks:
             if not ok:

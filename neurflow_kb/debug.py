@@ -162,13 +162,10 @@ def _load_image(image: Any, adapter: Any) -> tuple[Any, bytes, str]:
         p = Path(image)
         if not p.is_file():
             raise UserError(f"image {p} does not exist; give an image file (PNG, JPEG, ...)")
+        from .data import open_rgb
+
         data = p.read_bytes()
-        try:
-            with Image.open(p) as im:
-                x = adapter.preprocess(im.convert("RGB"))
-        except OSError:
-            raise UserError(f"{p} is not an image Pillow can read; give a PNG or JPEG file") from None
-        return x, data, str(p)
+        return adapter.preprocess(open_rgb(data, name=str(p))), data, str(p)
     if isinstance(image, torch.Tensor):
         if image.dim() != 3 or image.shape[0] != 3:
             raise UserError(f"an image tensor must be [3,H,W] (got {list(image.shape)})")

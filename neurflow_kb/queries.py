@@ -10,6 +10,7 @@ an index (309), a name ('bee') or a Class key; a model is a name ('resnet50') or
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +61,27 @@ def _model_keys(store: BaseStore, model: str | None) -> list[str]:
     return hit["model"].tolist()
 
 
+_INDEX = re.compile(r"-?[0-9]+")
+
+
+def class_index(cls: ClassLike) -> int | None:
+    """The class index a class argument gives (an int, or ASCII digits), None when it is a class name.
+    Numbers beyond a 64-bit integer name no class and raise `UserError` (one line)."""
+    if isinstance(cls, bool) or not (isinstance(cls, int) or _INDEX.fullmatch(str(cls).strip())):
+        return None
+    index = int(str(cls).strip()) if not isinstance(cls, int) else cls
+    if not -(2**63) <= index < 2**63:
+        shown = str(cls).strip()
+        raise UserError(f"class {shown[:30]}{'...' if len(shown) > 30 else ''} is not a class index (too "
+                        "large); give an index 0..classes-1 or a class name (`neurflow-kb query classes`)")
+    return index
+
+
 def _class_keys(store: BaseStore, cls: ClassLike, models: list[str]) -> list[str]:
     index, name = -1, str(cls)
-    if isinstance(cls, int) or (isinstance(cls, str) and cls.strip().lstrip("-").isdigit()):
-        index, name = int(cls), ""
+    number = class_index(cls)
+    if number is not None:
+        index, name = number, ""
     df = run_named(store, "class_keys", models=models, idx=index, name=name)
     if df.empty:
         where = models[0] if len(models) == 1 else f"{len(models)} models"

@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import main
-from .engine_cmds import demo_images, print_circuit, resolve_class, save_atomically
+from .engine_cmds import demo_images, print_circuit, resolve_class
 
 
 def _print_drivers(table: pd.DataFrame, circuits: dict, per_layer: int = 3) -> None:
@@ -76,7 +76,7 @@ def _world_demo(out: Path, store_path: str, cls: str, per_class: int, quiet: boo
         images = generate(per_class, seed=1000 + c, classes=[c]).tensor()
         circuit = engine.fit(adapter, images, c, progress=False)
         circuit = label_circuit(circuit, clip, vocabulary=list(CONCEPTS), top_n=5)
-        save_atomically(circuit, str(out / f"world-{c:02d}-{adapter.class_names[c]}"))
+        circuit.save(out / f"world-{c:02d}-{adapter.class_names[c]}")
         circuits[c] = circuit
     with open_store(store_path=store_path) as store:
         store.write_circuits(circuits.values())
@@ -115,7 +115,7 @@ def _imagenet_demo(out: Path, store_path: str, cls: str, quiet: bool) -> None:
     images = load_images(str(folder), adapter.preprocess)
     engine = NeurFlow(tau=4, top_k=16, max_nodes_per_layer=6, strategy="fast")
     circuit = engine.fit(adapter, images, target, progress=not quiet)
-    path = save_atomically(circuit, str(out / f"circuit-{target}"))
+    path = circuit.save(out / f"circuit-{target}")
     print_circuit(circuit)
     click.echo(f"artifact: {path}")
     with open_store(store_path=store_path) as store:

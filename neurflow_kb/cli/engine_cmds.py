@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import click
 
-from ..errors import UserError
 from ..pipeline.classes import resolve_class
 from . import main
 
@@ -66,32 +63,14 @@ def compute_circuit(model: str, images: str, cls: str, **kw):
     from ..engine import NeurFlow
     from ..models import get_adapter
 
+    config = build_config(**kw)          # bad settings fail before a model is built
     adapter = get_adapter(model, weights=kw["weights"], layers=parse_layers(kw.get("layers")),
                           device=kw["device"], seed=kw["seed"])
     target = resolve_class(cls, adapter.class_names, adapter.num_classes)
-    config = build_config(**kw)
     imageset = select_images(images, adapter, target, config.class_filter, max_images=kw.get("max_images"),
                              seed=config.seed, batch_size=config.batch_size, device=config.device,
                              progress=not kw.get("quiet"))
     return NeurFlow(config).fit(adapter, imageset, target, progress=not kw.get("quiet"))
-
-
-def save_atomically(circuit, out: str) -> Path:
-    """Write the artifact to a temporary sibling folder, then move it into place (never half-written)."""
-    target = Path(out)
-    if target.exists() and not (target / "manifest.json").is_file() and any(target.iterdir()):
-        raise UserError(f"{target} exists and is not a circuit artifact; choose an empty or new --out folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        circuit.save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return target
 
 
 def print_circuit(circuit, per_layer: int = 3) -> None:
@@ -117,8 +96,11 @@ def print_circuit(circuit, per_layer: int = 3) -> None:
 @engine_options
 def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw) -> None:
     """Compute one class circuit and save it as an artifact (Parquet + JSON)."""
+    from ..folders import check_destination
+
+    check_destination(out)  # refuse a user's folder, a file or a link before computing anything
     result = compute_circuit(model, images, cls, **kw)
-    path = save_atomically(result, out)
+    path = result.save(out)
     print_circuit(result, per_layer)
     click.echo(f"saved {path}")
 

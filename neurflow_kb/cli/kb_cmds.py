@@ -206,6 +206,8 @@ def load(artifacts: tuple[str, ...], replace: bool, batch_relationships: int | N
     from ..pipeline.loader import find_artifacts
 
     paths = find_artifacts(artifacts)
+    for p in paths:   # every artifact passes the schema before anything is written (read again below)
+        Circuit.load(p)
     t0 = time.perf_counter()
     with opts.open() as store:
         if batch_relationships:
@@ -229,7 +231,10 @@ def query() -> None:
 
 
 def _class_arg(text: str) -> int | str:
-    return int(text) if text.strip().lstrip("-").isdigit() else text
+    from ..queries import class_index
+
+    index = class_index(text)
+    return text if index is None else index
 
 
 @query.command("drivers")

@@ -45,20 +45,23 @@ def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, cli
 
     templates = check_templates(templates)
     paths = [Path(a) for a in artifacts]
-    for p in paths:
-        if not (p / "manifest.json").is_file():
-            raise UserError(f"{p} is not a circuit artifact (no manifest.json); pass folders written by "
-                            "`neurflow-kb circuit --out`")
+    if paths:
+        from ..folders import check_destination
+
+        for p in paths:
+            if not (p / "manifest.json").is_file():
+                raise UserError(f"{p} is not a circuit artifact (no manifest.json); pass folders written by "
+                                "`neurflow-kb circuit --out`")
+            check_destination(p, flag="artifact")  # rewritten in place: only folders neurflow-kb wrote
     vocab = load_vocabulary(vocabulary)
     clip = open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, device)
     if paths:
         from ..artifact import Circuit
         from ..labels import label_circuit
-        from .engine_cmds import save_atomically
 
         for p in paths:
             circuit = label_circuit(Circuit.load(p), clip, vocab, top_n=top_n, templates=templates)
-            save_atomically(circuit, str(p))
+            circuit.save(p)
             n = circuit.group_embeddings.shape[0]
             click.echo(f"labelled {n} groups of {circuit.model} class {circuit.target_class} "
                        f"'{circuit.manifest.get('class_name')}' with {clip.encoder} ({vocab.name}, "
@@ -168,8 +171,10 @@ def debug(image: str, model: str, weights: str, layers: str | None, cls: str | N
         circuit = Circuit.load(artifact)
         if circuit.model != adapter.name or str(circuit.manifest.get("weights")) != adapter.weights:
             have = f"{circuit.model} ({circuit.manifest.get('weights')})"
+            given = adapter.weights if adapter.weights_source == adapter.weights else \
+                f"{adapter.weights_source}, {adapter.weights}"
             raise UserError(f"the artifact is a circuit of {have} but --model/--weights give {adapter.name} "
-                            f"({adapter.weights}); pass the same model")
+                            f"({given}); pass the same model")
         if circuit.target_class != target:
             how = "--class" if cls is not None else "the model's prediction"
             raise UserError(f"the artifact explains class {circuit.target_class} but {how} is class "

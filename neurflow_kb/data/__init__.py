@@ -21,7 +21,7 @@ from .sources import (
     load_images,
     predict,
 )
-from .stream import DecodedBatch, decode_bytes, read_image, stream_images
+from .stream import DecodedBatch, decode_bytes, open_rgb, read_image, stream_images
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -44,6 +44,7 @@ __all__ = [
     "load_selection",
     "materialize",
     "model_identity",
+    "open_rgb",
     "plan_crops",
     "predict",
     "predict_dataset",

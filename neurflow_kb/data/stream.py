@@ -25,25 +25,35 @@ from ..errors import UserError
 Preprocessor = Callable[[Image.Image], torch.Tensor]
 
 
+def open_rgb(source: str | Path | bytes, name: str | None = None, fix: str = "give a PNG or JPEG file"
+             ) -> Image.Image:
+    """Decode an image file (a path or its bytes) to an RGB PIL image, refusing decompression bombs.
+
+    Pillow only warns between its pixel limit (`PIL.Image.MAX_IMAGE_PIXELS`) and twice that, and decodes
+    the image anyway; here both are one-line `UserError`s (ending in `fix`), as is a file Pillow cannot
+    read."""
+    what = name or (str(source) if isinstance(source, str | Path) else "the image")
+    fp = io.BytesIO(bytes(source)) if isinstance(source, bytes | bytearray | memoryview) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fp) as im:
+                return im.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"{what} has more pixels than Pillow's safety limit of {Image.MAX_IMAGE_PIXELS} (a "
+                        f"decompression bomb?); {fix}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise UserError(f"{what} is corrupt or not an image Pillow can read ({type(exc).__name__}); "
+                        f"{fix}") from None
+
+
 def decode_bytes(data: bytes, preprocess: Preprocessor, name: str | Path) -> torch.Tensor:
     """Decode one image file's bytes and preprocess it to a float [3,H,W] tensor.
 
     Raises `UserError` naming the file when it is not a readable image, is a decompression bomb (more
     pixels than PIL's limit), or when the preprocessing does not give a [3,H,W] tensor.
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                rgb = im.convert("RGB")
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise UserError(f"image file {name} has more pixels than PIL's safety limit (a decompression bomb?); "
-                        "replace or remove it") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise UserError(f"cannot read image file {name} ({type(exc).__name__}: corrupt or not an image); "
-                        "replace or remove it") from None
-    t = preprocess(rgb)
+    t = preprocess(open_rgb(data, name=f"image file {name}", fix="replace or remove it"))
     if not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[0] != 3:
         shape = list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
         raise UserError(f"preprocess must turn {name} into a [3,H,W] tensor (got {shape}); "
@@ -143,4 +153,4 @@ def stream_images(files: Sequence[Path], preprocess: Preprocessor, *, positions:
     yield from loader
 
 
-__all__ = ["DecodedBatch", "decode_bytes", "default_workers", "read_image", "stream_images"]
+__all__ = ["DecodedBatch", "decode_bytes", "default_workers", "open_rgb", "read_image", "stream_images"]

@@ -362,8 +362,8 @@ class NeurFlow:
         `fit` would record for this adapter, class and data, known before any work."""
         chain = list(adapter.layers)
         return {"model": adapter.name, "weights": adapter.weights, "target_class": int(target),
-                "layers": chain, "config": dict(self.config.to_dict(), layers=chain),
-                "data_fingerprint": data_fingerprint}
+                "layers": chain, "preprocess": adapter.preprocess.to_dict(),
+                "config": dict(self.config.to_dict(), layers=chain), "data_fingerprint": data_fingerprint}
 
     def _assemble(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
                   pooled: dict[str, np.ndarray], chain: list[str], results: dict[int, LayerResult],
@@ -407,7 +407,8 @@ class NeurFlow:
         names = adapter.class_names
         manifest = {
             **self.identity(adapter, target, imageset.fingerprint()),
-            "arch": type(adapter.model).__name__, "num_classes": adapter.num_classes,
+            "weights_source": adapter.weights_source, "arch": type(adapter.model).__name__,
+            "num_classes": adapter.num_classes,
             "class_name": names[target] if names else str(target),
             "channels": {name: int(pooled[name].shape[1]) for name in chain}, "n_images": len(imageset),
             "n_crops": len(plan), "top_k_used": k, "seed": cfg.seed, "versions": _versions(),

@@ -6,6 +6,7 @@ import base64
 import io
 from typing import Any
 
+from ..data.stream import open_rgb
 from ..errors import UserError
 
 
@@ -18,8 +19,7 @@ def to_pil(image: Any) -> Any:
     if isinstance(image, str):
         image = base64.b64decode(image)
     if isinstance(image, bytes | bytearray | memoryview):
-        with Image.open(io.BytesIO(bytes(image))) as im:
-            return im.convert("RGB")
+        return open_rgb(bytes(image))
     if hasattr(image, "shape"):
         return Image.fromarray(image).convert("RGB")
     raise UserError(f"cannot read an image from an object of type {type(image).__name__}")

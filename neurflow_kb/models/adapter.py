@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
+from .identity import default_name, module_digest, signature
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -136,6 +137,15 @@ class _LayerInfo:
     _version: int = field(default=0, repr=False)
 
 
+def _key_part(what: str, value: str) -> str:
+    """A model name or weights id: it becomes part of knowledge-base keys (``name@weights/layer``)."""
+    if not value or len(value) > 256 or any(ch in value for ch in "/@") or not value.isprintable() \
+            or any(ch.isspace() for ch in value):
+        raise UserError(f"model {what} {value[:80]!r} cannot be used: it becomes part of knowledge-base "
+                        "keys, so give 1..256 printable characters without '/', '@' or spaces")
+    return value
+
+
 def _first_tensor(out: Any) -> Tensor:
     """The logits of a model output: a tensor, the first item of a tuple, or a `.logits` attribute."""
     if isinstance(out, Tensor):
@@ -160,7 +170,7 @@ class ModelAdapter:
     """
 
     name: str
-    weights: str
+    weights_source: str
     model: nn.Module
     layers: list[str]
     preprocess: Preprocess
@@ -168,16 +178,18 @@ class ModelAdapter:
     class_names: list[str] | None
     tokens: bool
 
-    def __init__(self, model: nn.Module, layers: Sequence[str], *, name: str = "custom",
-                 weights: str = "custom", preprocess: Preprocess | None = None,
+    def __init__(self, model: nn.Module, layers: Sequence[str], *, name: str | None = None,
+                 weights: str | None = None, preprocess: Preprocess | None = None,
                  num_classes: int | None = None, class_names: Sequence[str] | None = None,
-                 tokens: bool = False) -> None:
+                 tokens: bool = False, weights_source: str | None = None, check_chain: bool = True) -> None:
         if not isinstance(model, nn.Module):
             raise UserError(f"expected a torch.nn.Module, got {type(model).__name__}")
         if isinstance(layers, str):
             layers = [layers]
-        self.name = str(name)
-        self.weights = str(weights)
+        self.name = _key_part("name", default_name(model) if name is None else str(name))
+        self._weights_id = None if weights is None else _key_part("weights", str(weights))
+        self._digest: tuple[str, tuple[tuple[int, int], ...]] | None = None
+        self.weights_source = str(weights_source or self._weights_id or "module")
         self.model = model.eval()
         self.layers = [str(layer) for layer in layers]
         self.preprocess = preprocess or Preprocess()
@@ -209,26 +221,62 @@ class ModelAdapter:
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise UserError(f"class_names has {len(self.class_names)} entries but the model has "
                             f"{self.num_classes} classes")
+        if check_chain:
+            self.check_chain()
+
+    # -- identity --------------------------------------------------------------------------------
+
+    @property
+    def weights(self) -> str:
+        """Id of the weights: a published name (``IMAGENET1K_V2``), or ``sha256:<16 hex>`` of the module's
+        tensors, recomputed when they have changed in place since it was last computed."""
+        if self._weights_id is not None:
+            return self._weights_id
+        sig = signature(self.model)
+        if self._digest is None or self._digest[1] != sig:
+            self._digest = (module_digest(self.model), sig)
+        return self._digest[0]
+
+    def _adopt_digest(self, digest: str) -> None:
+        """Take a content id computed earlier for exactly these tensors (a cached file hash)."""
+        self._digest = (digest, signature(self.model))
+
+    def check_chain(self, probe_images: int = 2, seed: int = 0) -> float:
+        """`verify_chain` on a seeded batch of random normal images at the preprocessing size: run when a
+        user gives a chain, before any work. Raises `UserError` naming the first pair that is not closed
+        (e.g. a skip connection around the lower layer)."""
+        g = torch.Generator().manual_seed(seed)
+        size = self.preprocess.crop
+        probe = torch.randn(probe_images, 3, size, size, generator=g)
+        return self.verify_chain(probe, atol=1e-5, rtol=1e-4)
 
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def from_module(cls, model: nn.Module, layers: Sequence[str], name: str = "custom",
+    def from_module(cls, model: nn.Module, layers: Sequence[str], name: str | None = None,
                     mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                     input_size: int = 224, resize: int | None = None, num_classes: int | None = None,
                     tokens: bool = False, class_names: Sequence[str] | None = None,
-                    weights: str = "custom", interpolation: str = "bilinear") -> ModelAdapter:
-        """Wrap any module by dotted `named_modules` layer names, bottom -> top, class logits last."""
+                    weights: str | None = None, interpolation: str = "bilinear") -> ModelAdapter:
+        """Wrap any module by dotted `named_modules` layer names, bottom -> top, class logits last.
+
+        The chain is verified at once (each layer must see the input only through the one below). The
+        model is identified by `name` (default: its class name and an architecture hash) and by a hash
+        of its tensors; `weights` is only a human label for them, recorded as ``weights_source``.
+        """
         resize = int(resize) if resize is not None else int(round(input_size / 0.875))
         preprocess = Preprocess(resize=resize, crop=int(input_size), mean=tuple(mean), std=tuple(std),
                                 interpolation=interpolation)
-        return cls(model, layers, name=name, weights=weights, preprocess=preprocess, num_classes=num_classes,
-                   class_names=class_names, tokens=tokens)
+        return cls(model, layers, name=name, preprocess=preprocess, num_classes=num_classes,
+                   class_names=class_names, tokens=tokens, weights_source=weights)
 
     def with_layers(self, layers: Sequence[str]) -> ModelAdapter:
-        """A new adapter on the same model with another layer chain."""
-        return ModelAdapter(self.model, layers, name=self.name, weights=self.weights,
-                            preprocess=self.preprocess, class_names=self.class_names, tokens=self.tokens)
+        """A new adapter on the same model and weights with another layer chain (verified)."""
+        new = ModelAdapter(self.model, layers, name=self.name, weights=self._weights_id,
+                           preprocess=self.preprocess, class_names=self.class_names, tokens=self.tokens,
+                           weights_source=self.weights_source)
+        new._digest = self._digest
+        return new
 
     def _check_names(self, names: Iterable[str]) -> None:
         for n in names:
@@ -436,10 +484,13 @@ class ModelAdapter:
         with torch.no_grad():
             return self.logits(images).argmax(dim=1)
 
-    def verify_chain(self, images: Tensor, atol: float = 1e-5) -> float:
+    def verify_chain(self, images: Tensor, atol: float = 1e-5, rtol: float = 0.0) -> float:
         """Check the chain: each layer's clean activation fed back reproduces the next layer and the logits.
 
-        Returns the largest absolute difference seen; raises `UserError` naming the first failing pair.
+        The part of the model below the lower layer runs on a zero dummy input, so an upper layer that
+        also sees the input some other way (a skip connection around the lower layer) changes. A
+        difference is allowed up to ``atol + rtol * max|clean|``. Returns the largest absolute difference
+        seen; raises `UserError` naming the first failing pair.
         """
         last = self.layers[-1]
         worst = 0.0
@@ -451,11 +502,13 @@ class ModelAdapter:
                 for target in dict.fromkeys([upper, last]):
                     a, b = got[target], clean[target]
                     diff = float((a - b).abs().max()) if a.shape == b.shape else float("inf")
-                    if not diff <= atol:
+                    allowed = atol + rtol * float(b.abs().max()) if b.numel() else atol
+                    if not diff <= allowed:
                         raise UserError(
                             f"layer chain check failed for {lower} -> {upper}: feeding '{lower}' its own "
-                            f"activation changes '{target}' by {diff:.3g} (> atol {atol:g}); '{upper}' must "
-                            f"depend on the input only through '{lower}' (use whole blocks)")
+                            f"activation changes '{target}' by {diff:.3g} (> {allowed:.3g}); '{upper}' must "
+                            f"depend on the input only through '{lower}' (a skip connection around it? use "
+                            "whole blocks)")
                     worst = max(worst, diff)
         return worst
 

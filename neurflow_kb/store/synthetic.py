@@ -143,6 +143,9 @@ def synthetic_circuit(target_class: int, *, model: str = "resnet50", weights: st
         "class_name": names[target_class] if names else f"class_{target_class}",
         "layers": [n for n, _ in chain], "channels": {n: c for n, c in chain},
         "config": config or {"tau": tau, "top_k": 50, "synthetic": True},
+        "preprocess": {"resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406],
+                       "std": [0.229, 0.224, 0.225], "interpolation": "bilinear"},
+        "n_images": 50,
         "data_fingerprint": f"synthetic-{seed}", "versions": {"neurflow_kb": "0.1.0"}, "seed": seed,
         "timings": {"total_s": 0.0},
     }

@@ -83,8 +83,10 @@ def world_adapter(path: str | None = None, layers: list[str] | None = None) -> A
 
     model = load_world_classifier(path)
     return ModelAdapter(model, list(layers or WORLD_LAYERS), name="world",
-                        weights=str(path) if path else world_weights_id(), preprocess=world_preprocess(),
-                        class_names=list(CLASS_NAMES))
+                        weights=None if path else world_weights_id(),
+                        weights_source=str(path) if path else None,
+                        preprocess=world_preprocess(), class_names=list(CLASS_NAMES),
+                        check_chain=layers is not None)
 
 
 __all__ = [

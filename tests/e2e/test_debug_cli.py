@@ -67,7 +67,7 @@ def test_debug_cli_refuses_a_circuit_of_another_class_or_model(world_case, tmp_p
     _, _, art, image = world_case
     base = ["debug", str(image), "--model", "world", "--artifact", str(art)]
     for extra, needle in ((["--class", "wasp"], f"explains class {BEE}"),
-                          (["--weights", "random"], "but --model/--weights give world (random)"),
+                          (["--weights", "random"], "but --model/--weights give world (random (seed 0)"),
                           (["--floor", "0"], "floor")):
         res = CliRunner().invoke(main, [*base, *extra])
         assert res.exit_code == 2, res.output

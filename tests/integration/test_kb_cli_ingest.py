@@ -61,13 +61,15 @@ def test_ingest_then_query_drivers_from_cli_and_api(tmp_path, photos, monkeypatc
                 "--quiet"])
     assert r.exit_code == 0, (r.output, r.exception)
     assert "written class 1 (goldfish)" in r.stdout and "written class 0 (tench)" in r.stdout
-    saved = Circuit.load(tmp_path / "neurflow-kb-artifacts" / "resnet18@random" / "class-0001")
+    model_dirs = list((tmp_path / "neurflow-kb-artifacts").glob("resnet18@sha256*"))   # random: by content
+    assert len(model_dirs) == 1
+    saved = Circuit.load(model_dirs[0] / "class-0001")
     assert saved.manifest["config"]["tau"] == 2 and saved.manifest["layers"] == ["layer4.0", "layer4.1", "fc"]
 
     table = invoke(["query", "drivers", "goldfish", "--store", str(kb)])
     assert table.exit_code == 0 and "group_key" in table.stdout
     first = table.stdout.splitlines()[1].split()
-    assert first[0] == "resnet18@random" and saved.key in table.stdout
+    assert first[0] == f"resnet18@{saved.manifest['weights']}" and saved.key in table.stdout
     rows = json.loads(invoke(["query", "drivers", "1", "--store", str(kb), "--json"]).stdout)
     df = queries.drivers(kb, 1, model="resnet18")
     assert [row["group_key"] for row in rows] == df["group_key"].tolist()

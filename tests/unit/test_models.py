@@ -312,7 +312,10 @@ def test_verify_chain_names_the_failing_pair() -> None:
             return self.fc(h.mean(dim=(2, 3)))
 
     torch.manual_seed(0)
-    adapter = ModelAdapter.from_module(Leaky(), ["a", "b", "fc"], input_size=16)
+    with pytest.raises(UserError, match="a -> b"):       # a chain given by the user is checked at once
+        ModelAdapter.from_module(Leaky(), ["a", "b", "fc"], input_size=16)
+    adapter = ModelAdapter(Leaky(), ["a", "b", "fc"], preprocess=Preprocess(resize=16, crop=16),
+                           check_chain=False)
     with pytest.raises(UserError, match="a -> b"):
         adapter.verify_chain(_images(2, 16) + 3.0)
     assert _hooks_left(adapter.model) == []
@@ -371,11 +374,14 @@ def test_weights_from_a_state_dict_file(tmp_path: object, resnet18: ModelAdapter
     torch.save(source.state_dict(), plain)
     wrapped = os.path.join(str(tmp_path), "r18_ckpt.pt")
     torch.save({"epoch": 3, "state_dict": source.state_dict()}, wrapped)
+    ids = set()
     for path in (plain, wrapped):
         adapter = get_adapter("resnet18", weights=path)
-        assert adapter.weights == path
+        ids.add(adapter.weights)                          # the tensors' hash, not the file name
+        assert adapter.weights.startswith("sha256:") and adapter.weights_source == path
         assert torch.equal(adapter.model.conv1.weight, source.conv1.weight)
         assert torch.equal(adapter.model.fc.bias, source.fc.bias)
+    assert len(ids) == 1 and ids != {resnet18.weights}   # a checkpoint wrapper does not change the id
     wrong = os.path.join(str(tmp_path), "wrong.pth")
     torch.save(_small().state_dict(), wrong)
     with pytest.raises(UserError, match="do not fit resnet18"):
@@ -385,10 +391,11 @@ def test_weights_from_a_state_dict_file(tmp_path: object, resnet18: ModelAdapter
 def test_random_weights_are_seeded() -> None:
     a = get_adapter("efficientnet_lite0", weights="random", seed=5)
     b = get_adapter("efficientnet-lite0", weights="random", seed=5)
-    assert a.name == b.name == "efficientnet_lite0" and a.weights == "random"
+    assert a.name == b.name == "efficientnet_lite0" and a.weights == b.weights
+    assert a.weights.startswith("sha256:") and a.weights_source == "random (seed 5)"
     assert torch.equal(a.model._fc.weight, b.model._fc.weight)
     state = torch.random.get_rng_state()
-    get_adapter("efficientnet_lite0", weights="random", seed=6)
+    assert get_adapter("efficientnet_lite0", weights="random", seed=6).weights != a.weights
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's RNG is left alone
 
 

@@ -98,7 +98,7 @@ def test_world_adapter_and_registry_entry():
     assert torch.equal(same.logits(x), adapter.logits(x))
     info = {i.name: i for i in list_adapters()}["world"]
     assert info.num_classes == 12 and info.layers == WORLD_LAYERS
-    assert get_adapter("world", weights="random").weights == "random"
+    assert get_adapter("world", weights="random").weights.startswith("sha256:")
     with pytest.raises(UserError, match="not found"):
         load_world_classifier("/nonexistent/world.pt")
     # the preprocess maps a PIL image of the world to exactly the generator's tensor
