@@ -2,7 +2,8 @@
 statistics): a worker SIGKILLed in the middle of a class is restarted and the class retried, a class
 whose image changed after the plan is reported in one line while the others finish, the driver is the
 single loader, and the knowledge base (embedded and Neo4j) equals a single-process ingest of the same
-classes; a second pass reuses everything, starts no Ray and writes nothing."""
+classes, CLIP labels (computed on the workers) included; a second pass reuses everything, starts no
+Ray and writes nothing."""
 
 from __future__ import annotations
 
@@ -23,9 +24,10 @@ from PIL import Image
 from neurflow_kb.cluster import ActorPool, RayCluster, RayOptions
 from neurflow_kb.config import NeurFlowConfig
 from neurflow_kb.errors import UserError
-from neurflow_kb.pipeline import Recipe, ingest, ingest_plan, plan_ingest
+from neurflow_kb.labels import load_clip, load_vocabulary
+from neurflow_kb.pipeline import LabelSpec, Recipe, ingest, ingest_plan, plan_ingest
 from neurflow_kb.store import LadybugStore, Neo4jStore
-from neurflow_kb.world import generate
+from neurflow_kb.world import CONCEPTS, generate, world_clip_dir
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +74,15 @@ def test_every_ray_server_listens_on_loopback_only(ray_local: RayCluster) -> Non
     assert ray_local.ray.util.get_node_ip_address() == "127.0.0.1"
 
 
+@pytest.fixture(scope="module")
+def labels(tmp_path_factory: pytest.TempPathFactory) -> LabelSpec:
+    """The world's tiny CLIP and its concepts: workers get it through the object store and label there."""
+    vocab = tmp_path_factory.mktemp("vocab") / "world.txt"
+    vocab.write_text("\n".join(CONCEPTS) + "\n")
+    return LabelSpec(load_clip("ViT-B-32", "openai", str(world_clip_dir())), load_vocabulary(str(vocab)),
+                     top_n=3, templates=("{}", "a photo of {}"))
+
+
 def _world(root: Path) -> Path:
     batch = generate(4 * 5, seed=11, classes=[*GOOD, BAD])
     batch.save(root, layout="index", image_format="jpg", size=96)
@@ -115,15 +126,17 @@ def _open(kind: str, request: pytest.FixtureRequest, path: Path, wipe: bool = Tr
 
 
 def test_ray_ingest_survives_a_killed_worker_and_equals_a_single_process_ingest(
-        store_kind: str, ray_local: RayCluster, tmp_path: Path, request: pytest.FixtureRequest, kbh) -> None:
+        store_kind: str, ray_local: RayCluster, labels: LabelSpec, tmp_path: Path,
+        request: pytest.FixtureRequest, kbh) -> None:
     images = _world(tmp_path / "val")
 
     # the reference: a single-process ingest of the good classes
     with _open(store_kind, request, tmp_path / "ref.lbug") as ref:
         single = ingest(RECIPE, GOOD, images, ref, CONFIG, artifacts=tmp_path / "single", progress=False,
-                        workers=0)
+                        workers=0, labels=labels)
         assert [r.status for r in single.classes] == ["written"] * 4
         expected = kbh.kb_tables(ref)
+    assert len(expected["LABELED:NeuronGroup->Concept"]) > 0
     keys = {r.cls: r.key for r in single.classes}
 
     # plan once in the driver; then one image of the bad class changes on the shared storage
@@ -141,7 +154,8 @@ def test_ray_ingest_survives_a_killed_worker_and_equals_a_single_process_ingest(
     killer.start()
     options = RayOptions("local", workers=2, max_retries=3)
     with _open(store_kind, request, tmp_path / "kb.lbug") as kb:
-        res = ingest_plan(plan, kb, ray=options, progress=False, on_class=lambda r: lines.append(r.line()))
+        res = ingest_plan(plan, kb, ray=options, labels=labels, progress=False,
+                          on_class=lambda r: lines.append(r.line()))
         killer.stop.set()
         killer.join()
         got = kbh.kb_tables(kb)
@@ -167,7 +181,7 @@ def test_ray_ingest_survives_a_killed_worker_and_equals_a_single_process_ingest(
     # a second pass: everything reused by the driver, Ray not started, nothing written
     with _open(store_kind, request, tmp_path / "kb.lbug", wipe=False) as kb:
         again = ingest(RECIPE, GOOD, images, kb, CONFIG, artifacts=arts, progress=False, workers=0,
-                       ray=options)
+                       ray=options, labels=labels)
         after = kbh.kb_tables(kb)
     assert [r.status for r in again.classes] == ["skipped"] * 4 and all(r.reused for r in again.classes)
     assert again.run["workers"] == 0
