@@ -146,11 +146,11 @@ class NeurFlow:
         started = time.perf_counter()
         adapter = as_adapter(model, layers or cfg.layers).to(cfg.device)
         chain = list(adapter.layers)
-        self.check(adapter)
         target = int(target_class)
         if not 0 <= target < adapter.num_classes:
             raise UserError(f"class {target} is out of range for {adapter.name} ({adapter.num_classes} "
                             f"classes: 0..{adapter.num_classes - 1})")
+        self.check(adapter)
 
         if isinstance(images, ImageSet | torch.Tensor):
             imageset = load_images(images, adapter.preprocess)
