@@ -221,3 +221,23 @@ def test_a_setup_error_stops_the_pool_in_one_line(ray_local: RayCluster) -> None
         with pytest.raises(UserError) as e:
             ActorPool(cluster, setup, "/nowhere", lambda s, j: j, workers=1).start()
     assert str(e.value) == "the workers could not start: no weights at /nowhere; pass --weights PATH"
+
+
+def test_cli_ray_local_end_to_end(tmp_path: Path, kbh) -> None:
+    """`neurflow-kb ingest ... --ray local` in its own process: its own private Ray, per-class lines, the
+    Ray and loader summary; the second run reuses everything without starting Ray."""
+    images = tmp_path / "val"
+    generate(3 * 2, seed=12, classes=[5, 6]).save(images, layout="index", image_format="jpg", size=96)
+    args = ["ingest", "world", "--layers", "layer3,layer4,fc", "--classes", "5,6", "--images", str(images),
+            "--artifacts", str(tmp_path / "arts"), "--store", str(tmp_path / "kb.lbug"), "--filter", "true",
+            "--tau", "2", "--top-k", "4", "--ig-steps", "2", "--max-nodes", "3", "--quiet", "--ray", "local",
+            "--workers", "1", "--decode-workers", "0"]
+    first = kbh.run_cli(args, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = first.stdout
+    assert "written class 5 (" in out and "written class 6 (" in out
+    assert "Ray at local: 1 workers" in out and "loader: 2 classes in" in out
+    again = kbh.run_cli(args, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("(saved circuit reused)") == 2 and "Ray not started" in again.stdout
+    assert "2 runs (2 skipped)" in again.stdout
