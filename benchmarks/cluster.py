@@ -23,11 +23,13 @@ One JSON line per configuration:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import threading
@@ -234,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     env = {"cpus": os.cpu_count(), "python": platform.python_version()}
     plan = _world_plan(root)
-    options = RayOptions("local", num_cpus=2, num_gpus=0, object_store_memory=256 * 2**20,
-                         temp_dir=tempfile.mkdtemp(prefix="nkr", dir="/tmp"))
-    with RayCluster(options) as cluster:
+    temp = tempfile.mkdtemp(prefix="nkr", dir="/tmp")     # short: Ray's socket paths must fit 107 bytes
+    options = RayOptions("local", num_cpus=2, num_gpus=0, object_store_memory=256 * 2**20, temp_dir=temp)
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, temp, ignore_errors=True)
+        cluster = stack.enter_context(RayCluster(options))
         import ray
 
         env["ray"] = ray.__version__

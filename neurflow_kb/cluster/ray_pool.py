@@ -11,6 +11,7 @@ and the worker is replaced, so the other jobs go on.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import time
@@ -67,6 +68,22 @@ class RayOptions:
     @property
     def local(self) -> bool:
         return self.address == "local"
+
+    def check_reachable(self, timeout: float = 5.0) -> None:
+        """For a host:port (or ray://host:port) address, refuse in one line when nothing answers there:
+        Ray itself would retry a wrong address for minutes."""
+        if self.address in ("local", "auto"):
+            return
+        match = re.fullmatch(r"(?:ray://)?\[?([^\[\]/]+?)\]?:(\d{1,5})/?", self.address)
+        if not match:
+            raise UserError(f"--ray {self.address[:80]!r} is not local, auto, HOST:PORT or ray://HOST:PORT")
+        host, port = match.group(1), int(match.group(2))
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as e:
+            why = e.strerror or type(e).__name__
+            raise UserError(f"cannot reach a Ray cluster at {host}:{port} ({why}); check the address "
+                            "(`ray status` on the head node), or use --ray local") from None
 
 
 def require_ray(local: bool = False) -> Any:

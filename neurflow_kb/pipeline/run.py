@@ -339,14 +339,15 @@ def ingest(model: Recipe | str | Path | Any, classes: str | Sequence[int | str],
 
 
 def ray_options(ray: Any) -> Any:
-    """`RayOptions` from an address string or options (None stays None); checks Ray is installed first,
-    so a missing Ray is one line before any work."""
+    """`RayOptions` from an address string or options (None stays None); checks that Ray is installed
+    and an explicit cluster address answers, so either is one line before any work."""
     if ray is None:
         return None
     from ..cluster import RayOptions, require_ray
 
     options = ray if isinstance(ray, RayOptions) else RayOptions(address=str(ray))
     require_ray(local=options.local)
+    options.check_reachable()
     return options
 
 

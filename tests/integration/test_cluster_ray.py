@@ -8,6 +8,7 @@ Ray and writes nothing."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -43,10 +44,13 @@ def ray_local() -> Iterator[RayCluster]:
     """One private local Ray for the module (start-up takes 10-30 s here), shut down afterwards."""
     temp = tempfile.mkdtemp(prefix="nkr", dir="/tmp")   # short: Ray's socket paths must fit 107 bytes
     options = RayOptions("local", num_cpus=2, num_gpus=0, object_store_memory=256 * 2**20, temp_dir=temp)
-    with RayCluster(options) as cluster:
-        assert cluster.owned
-        yield cluster
-    assert not cluster.ray.is_initialized()
+    try:
+        with RayCluster(options) as cluster:
+            assert cluster.owned
+            yield cluster
+        assert not cluster.ray.is_initialized()
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _ray_processes() -> list[psutil.Process]:

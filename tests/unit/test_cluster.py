@@ -5,6 +5,7 @@ the store and imports Ray only when a pool starts."""
 from __future__ import annotations
 
 import ast
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,22 @@ def test_ray_without_ray_installed_is_one_line_and_exit_2(tmp_path: Path) -> Non
     err = r.stderr.strip().splitlines()
     assert err == ["Error: --ray needs Ray, which is not installed: pip install 'neurflow-kb[cluster]'"]
     assert not arts.exists() and not (tmp_path / "kb.lbug").exists()        # refused before any work
+
+
+def test_an_address_where_no_ray_answers_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:          # a port nothing listens on: bound, then closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    images = tmp_path / "val"
+    images.mkdir()
+    r = _cli(["ingest", "world", "--classes", "0", "--images", str(images), "--artifacts",
+              str(tmp_path / "arts"), "--no-load", "--quiet", "--ray", f"127.0.0.1:{port}"], block_ray=False)
+    assert r.returncode == 2, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and f"cannot reach a Ray cluster at 127.0.0.1:{port}" in err[0], err
+    assert not (tmp_path / "arts").exists()
+    with pytest.raises(UserError, match="is not local, auto, HOST:PORT"):
+        RayOptions("somewhere").check_reachable()
 
 
 def test_importing_the_cluster_room_does_not_import_ray() -> None:
