@@ -11,8 +11,9 @@ For each class: the circuit (`NeurFlow.fit`), then per layer the class accuracy 
 masked / retained against as many random neurons (single layer and all layers from the top down at
 once), 7.3 (a node's core set against random sets of its size), 7.4 (IG importance against masking
 effects, Pearson and Spearman), concept recovery (the group whose exemplars best show each planted
-concept) and label accuracy (the tiny world CLIP's label of a group against the concepts its exemplars
-show). Prints one JSON line per model; writes ``docs/fidelity.md`` and ``docs/figures/fidelity_*.png``.
+concept) and labels (the tiny world CLIP's top label of every group, by the mean-embedding and the
+contrastive method, against the planted concept the group's exemplars share most). Prints one JSON
+line per model; writes ``docs/fidelity.md`` and ``docs/figures/fidelity_*.png``.
 
     python benchmarks/fidelity.py                      # both models, all classes (about 10-15 min here)
     python benchmarks/fidelity.py --quick --no-docs    # 3 classes each, fewer draws (smoke run)
@@ -235,55 +236,65 @@ def node_evaluations(adapter: Any, circuit: Any, concept_images: Any, s: Setting
     return opt_rows, corr_rows
 
 
-def ground_truth(circuit: Any, fitted_images: Any, batch: Any, clip: tuple[Any, Any, Any] | None,
-                 cls: int, s: Settings) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
-    """Concept recovery and label accuracy of one world-class circuit."""
+# the label methods compared on the world's circuits (docs/labels.md has the full label benchmark)
+LABEL_METHODS = ("mean", "contrast")
+
+
+def ground_truth(circuit: Any, fitted_images: Any, batch: Any, clip: Any | None,
+                 cls: int, s: Settings) -> tuple[pd.DataFrame, list[dict[str, Any]], pd.DataFrame]:
+    """Concept recovery and the label evaluation of one world-class circuit: each label method's top label
+    of every group against the group's own dominant planted concept, and the class's planted coverage."""
     from neurflow_kb.data import plan_crops
+    from neurflow_kb.labels import label_circuit
     from neurflow_kb.world import BACKGROUNDS, CONCEPT_KIND, CONCEPTS, WORLD_CLASSES, region_concepts
+    from neurflow_kb.world.clip import CONCEPT_TEMPLATES
     from neurflow_kb.world.fidelity import (
-        clip_group_labels,
         concept_recovery,
+        coverage_ceiling,
         group_exemplars,
-        label_accuracy,
+        group_truth,
+        label_evaluation,
+        planted_coverage,
     )
 
     cfg = s.neurflow()
     origin = [int(src.split(":")[1]) for src in fitted_images.sources]
     plan = plan_crops(len(origin), int(fitted_images.images.shape[-1]), cfg.granularities, cfg.stride_ratio)
-    crop_concepts, boxes = {}, {}
+    crop_concepts = {}
     for crop in range(len(plan)):
         i = origin[int(plan.image[crop])]
         t, le, sz = int(plan.top[crop]), int(plan.left[crop]), int(plan.size[crop])
         crop_concepts[crop] = set(region_concepts(batch.concepts[i], batch.object_masks[i],
                                                   batch.part_masks[i], t, le, sz))
-        boxes[crop] = (i, t, le, sz)
     groups = group_exemplars(circuit)
     defining = list(WORLD_CLASSES[cls].concepts)
     rec = concept_recovery(groups, crop_concepts, range(len(plan)), defining + list(BACKGROUNDS))
     rec["kind"] = rec["concept"].map(CONCEPT_KIND)
     rec["defining"] = rec["concept"].isin(defining)
     rec["class"] = cls
-    labels_info: dict[str, Any] = {}
-    label_rows = pd.DataFrame()
+    class_rows: list[dict[str, Any]] = []
+    label_rows = []
     if clip is not None:
-        model, _, tokenizer = clip
-        labels = clip_group_labels(groups, boxes, batch.tensor(normalize=False), model, tokenizer,
-                                   list(CONCEPTS))
-        labels_info = label_accuracy(labels, groups, crop_concepts, list(CONCEPTS))
+        truth = group_truth(groups, crop_concepts, list(CONCEPTS))
+        ceiling = coverage_ceiling(truth, defining)
         g = circuit.tables["groups"].set_index(["depth", "group"])
-        rows = []
-        for (d, gr), word in labels.items():
-            one = label_accuracy({(d, gr): word}, groups, crop_concepts, list(CONCEPTS))
-            rows.append({"class": cls, "depth": d, "layer": g.loc[(d, gr), "layer"], "group": gr,
-                         "label": word, "correct": one["accuracy"],
-                         "abs_influence": float(g.loc[(d, gr), "abs_influence"]),
-                         "names_class_concept": word in defining})
-        label_rows = pd.DataFrame(rows)
-    return rec, labels_info, label_rows
+        for method in LABEL_METHODS:
+            lab = label_circuit(circuit, clip, list(CONCEPTS), top_n=1, templates=CONCEPT_TEMPLATES,
+                                method=method).labels
+            top = {(int(r.depth), int(r.group)): str(r.concept) for r in lab.itertuples(index=False)}
+            ev = label_evaluation(truth, top, defining, BACKGROUNDS)
+            ev["layer"] = [g.loc[(d, gr), "layer"] for d, gr in zip(ev["depth"], ev["group"], strict=True)]
+            ev["abs_influence"] = [float(g.loc[(d, gr), "abs_influence"])
+                                   for d, gr in zip(ev["depth"], ev["group"], strict=True)]
+            ev["class"], ev["method"] = cls, method
+            label_rows.append(ev)
+            class_rows.append({"class": cls, "method": method, "ceiling": ceiling,
+                               "coverage": planted_coverage(ev["label"], defining)})
+    return rec, class_rows, pd.concat(label_rows, ignore_index=True) if label_rows else pd.DataFrame()
 
 
 def run_model(name: str, adapter: Any, class_names: list[str], data: dict[str, Any], s: Settings,
-              clip: tuple[Any, Any, Any] | None, log: Any) -> dict[str, Any]:
+              clip: Any | None, log: Any) -> dict[str, Any]:
     """Every evaluation for one model; returns the summary and the tables for the report."""
     from neurflow_kb import NeurFlow
     from neurflow_kb.world.fidelity import core_sets, layer_fidelity
@@ -312,7 +323,7 @@ def run_model(name: str, adapter: Any, class_names: list[str], data: dict[str, A
             rec, info, labels = ground_truth(circuit, nf.images_, batch, clip, cls, s)
             rec_tables.append(rec)
             if info:
-                label_infos.append(dict(info, **{"class": cls}))
+                label_infos += info
                 label_tables.append(labels)
         log(f"{name} class {cls} ({class_names[cls]}): {time.perf_counter() - t0:.0f} s")
     out: dict[str, Any] = {
@@ -337,6 +348,21 @@ def layer_means(layers: pd.DataFrame) -> pd.DataFrame:
     out = valid.groupby("layer", sort=False).mean(numeric_only=True)
     out.insert(0, "classes", valid.groupby("layer", sort=False).size())
     return out.drop(columns=["class"], errors="ignore")
+
+
+def label_summary(labels: pd.DataFrame, classes: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per label method: accuracy against each group's own dominant concept, the majority rule, planted
+    coverage per class and its ceiling, background labels, purity."""
+    out = {}
+    for method, part in labels.groupby("method", sort=False):
+        c = classes[classes["method"] == method]
+        out[method] = {"groups": int(len(part)), "accuracy": _r(part["right"].mean()),
+                       "majority": _r(part["majority"].mean()), "label_share": _r(part["share"].mean()),
+                       "coverage": _r(c["coverage"].mean()), "ceiling": _r(c["ceiling"].mean()),
+                       "backgrounds": int(part["background"].sum()),
+                       "backgrounds_dominant": int(part["background_right"].sum()),
+                       "purity": _r(part["purity"].mean())}
+    return out
 
 
 def _r(v: Any, nd: int = 3) -> Any:
@@ -379,13 +405,7 @@ def summarize(name: str, res: dict[str, Any], extra: dict[str, Any]) -> dict[str
             "gain": _r(bg["gain"].mean()), "iou": _r(bg["iou"].mean())}
     li = res["label_infos"]
     if not li.empty:
-        lab = res["labels"]
-        top = lab.sort_values("abs_influence", ascending=False).groupby(["class", "depth"]).head(1)
-        out["label_accuracy"] = {"groups": int(li["groups"].sum()),
-                                 "accuracy": _r((lab["correct"]).mean()), "chance": _r(
-                                     (li["chance"] * li["groups"]).sum() / li["groups"].sum()),
-                                 "any": _r((li["any"] * li["groups"]).sum() / li["groups"].sum()),
-                                 "strongest_group_names_class_concept": _r(top["names_class_concept"].mean())}
+        out["labels"] = label_summary(res["labels"], li)
     out["fit_seconds_per_class"] = _r(res["fit_seconds"], 1)
     return out
 
@@ -470,12 +490,12 @@ def _plot_concepts(res: dict[str, Any], path: Path) -> None:
     axes[0].legend(fontsize=7)
     lab = res["labels"]
     if not lab.empty:
-        by = lab.groupby("layer", sort=False)["correct"].mean()
-        axes[1].bar(np.arange(len(by)), by.values, color="C1", label="label shown by most exemplars")
-        li = res["label_infos"]
-        chance = float((li["chance"] * li["groups"]).sum() / li["groups"].sum())
-        axes[1].axhline(chance, color="k", ls="--", lw=1, label=f"chance ({chance:.2f})")
-        axes[1].set_xticks(np.arange(len(by)), list(by.index))
+        by = lab.pivot_table(index="layer", columns="method", values="right", aggfunc="mean", sort=False)
+        x = np.arange(len(by))
+        for k, method in enumerate(by.columns):
+            axes[1].bar(x + (k - 0.5) * 0.4, by[method].values, width=0.4, color=f"C{k + 1}",
+                        label=f"{method}: top label = the group's dominant concept")
+        axes[1].set_xticks(x, list(by.index))
         axes[1].set_ylim(0, 1.3)
         axes[1].set_title("world: tiny-CLIP label accuracy per layer")
         axes[1].legend(fontsize=7)
@@ -588,14 +608,23 @@ def write_report(results: dict[str, dict[str, Any]], lines: dict[str, dict[str, 
                   _md_table(r.round(3)), "", "![concepts](figures/fidelity_world_concepts.png)"]
         lab = world["labels"]
         if not lab.empty:
-            by = lab.groupby("layer", sort=False).agg(
-                groups=("correct", "size"), accuracy=("correct", "mean"),
-                names_class_concept=("names_class_concept", "mean"))
-            parts += ["", "## world: label accuracy", "",
-                      "Each group is labelled by the tiny world CLIP (`load_world_clip`) with the concept "
-                      "word closest to the mean embedding of its exemplar crops; the label is right when "
-                      "most of those crops show that concept. Chance = a word drawn uniformly from the "
-                      "19-word vocabulary.", "", _md_table(by.reset_index().round(3))]
+            summary = label_summary(lab, world["label_infos"])
+            table = pd.DataFrame([{"method": m, **v} for m, v in summary.items()])
+            by_layer = lab.pivot_table(index="layer", columns="method", values="right", aggfunc="mean",
+                                       sort=False)
+            by_layer.columns = [f"accuracy_{c}" for c in by_layer.columns]
+            parts += ["", "## world: labels", "",
+                      "Every group is labelled with the product's `label_circuit` and the tiny world CLIP "
+                      "(its own prompts, the world's 19 concept words, top-1) by the mean-embedding method "
+                      "and by the contrastive default (docs/labels.md). accuracy = the top label is one of "
+                      "the group's dominant concepts (the planted concept its exemplar crops share most, "
+                      "from the masks; ties count); majority = shown by at least half of its exemplars; "
+                      "coverage = share of the class's 4 planted concepts named by its groups' top labels "
+                      "(ceiling: if every group were named by one of its dominant concepts); backgrounds = "
+                      "top labels naming a background (dominant: of those, the group's dominant concept); "
+                      "purity = mean share of a group's exemplars showing its dominant concept. `python "
+                      "benchmarks/labels.py` has more circuits and the ablations.", "", _md_table(table), "",
+                      _md_table(by_layer.reset_index().round(3))]
     parts += ["", "## Closing note", ""]
     for name, line in lines.items():
         parts.append(closing_note(name, line))
@@ -666,12 +695,14 @@ def closing_note(name: str, line: dict[str, Any]) -> str:
         cr = line["concept_recovery"]
         kinds = ", ".join(f"{k} {v['purity']:.2f} (base {v['base_rate']:.2f})" for k, v in cr.items())
         text += f" Concept recovery, best group's purity by kind: {kinds}."
-    if "label_accuracy" in line:
-        la = line["label_accuracy"]
-        text += (f" Labels: {la['accuracy']:.2f} of {la['groups']} groups are named by a concept most of "
-                 f"their exemplars show (chance {la['chance']:.2f}); the strongest group of a layer is "
-                 f"labelled with one of its class's defining concepts in "
-                 f"{la['strongest_group_names_class_concept']:.0%} of cases.")
+    if "labels" in line:
+        m, c = line["labels"].get("mean"), line["labels"].get("contrast")
+        if m and c:
+            text += (f" Labels (top-1, {c['groups']} groups): the contrastive default names the group's own "
+                     f"dominant planted concept for {c['accuracy']:.2f} of groups (mean embedding "
+                     f"{m['accuracy']:.2f}) and {c['coverage']:.2f} of a class's planted concepts "
+                     f"(mean embedding {m['coverage']:.2f}; ceiling {c['ceiling']:.2f}), with "
+                     f"{c['backgrounds']} background labels ({m['backgrounds']}).")
     return text
 
 
@@ -750,11 +781,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models.split(","):
         t0 = time.perf_counter()
         if name == "world":
-            from neurflow_kb.world import load_world_clip
+            from neurflow_kb.labels import load_clip
+            from neurflow_kb.world import world_clip_dir
             from neurflow_kb.world.train import classifier_accuracy
 
             adapter, class_names = world_model()
-            clip = load_world_clip()
+            clip = load_clip(checkpoint=world_clip_dir())
             data = world_data(s)
             acc = classifier_accuracy(adapter.model, n=1000, seed=4000)
             extra = {"test_accuracy": round(acc, 4), "weights": adapter.weights,

@@ -30,6 +30,7 @@ _EXPORTS = {
     "Neo4jStore": "neurflow_kb.store",
     "GraphStore": "neurflow_kb.store",
     "label_circuit": "neurflow_kb.labels",
+    "LabelMethod": "neurflow_kb.labels",
     "load_clip": "neurflow_kb.labels",
     "queries": "neurflow_kb.queries",
     "ingest": "neurflow_kb.pipeline",

@@ -21,7 +21,7 @@ from .errors import UserError
 FORMAT_VERSION = 2
 
 # Config fields that change how a circuit is computed but not what it is; left out of `Circuit.key`.
-EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32")
+EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32", "share_forward", "channels_last")
 
 # Tables an artifact may lack on disk (written by later steps such as labelling).
 OPTIONAL_TABLES = ("labels", "group_embeddings")

@@ -61,11 +61,12 @@ def demo(out: str, store_path: str | None, cls: str | None, imagenet: bool, imag
 
 def _world_demo(out: Path, store_path: str, cls: str, per_class: int, quiet: bool) -> None:
     from ..engine import NeurFlow
-    from ..labels import label_circuit, load_clip
+    from ..labels import DEFAULT_METHOD, label_circuit, load_clip
     from ..models import get_adapter
     from ..queries import drivers
     from ..store import open_store
     from ..world import CONCEPTS, generate, world_clip_dir
+    from ..world.clip import CONCEPT_TEMPLATES
 
     adapter = get_adapter("world")
     target = resolve_class(cls, adapter.class_names, adapter.num_classes)
@@ -75,7 +76,8 @@ def _world_demo(out: Path, store_path: str, cls: str, per_class: int, quiet: boo
     for c in tqdm(range(adapter.num_classes), desc="world classes", unit="class", disable=quiet):
         images = generate(per_class, seed=1000 + c, classes=[c]).tensor()
         circuit = engine.fit(adapter, images, c, progress=False)
-        circuit = label_circuit(circuit, clip, vocabulary=list(CONCEPTS), top_n=5)
+        # contrastive labels (the default method) with the prompts the tiny CLIP was trained with
+        circuit = label_circuit(circuit, clip, list(CONCEPTS), top_n=5, templates=CONCEPT_TEMPLATES)
         circuit.save(out / f"world-{c:02d}-{adapter.class_names[c]}")
         circuits[c] = circuit
     with open_store(store_path=store_path) as store:
@@ -85,6 +87,8 @@ def _world_demo(out: Path, store_path: str, cls: str, per_class: int, quiet: boo
     click.echo(f"\nWhich groups drive world class {target} '{name}'? (query `drivers` on the embedded store; "
                f"labels from the world's tiny CLIP)")
     click.echo(f"planted concepts of '{name}': {', '.join(_planted(target))}")
+    click.echo(f"labels ({DEFAULT_METHOD.name}): the concepts that set each group apart from the rest of its "
+               "circuit, best first, with CLIP's probability that the group's crops show them")
     _print_drivers(table, circuits)
     click.echo(f"circuit viewer: {_write_view(circuits[target], out / f'world-{name}.html')}")
 

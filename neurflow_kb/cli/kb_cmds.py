@@ -144,6 +144,32 @@ def clip_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return clip_model_options(f)
 
 
+def label_method_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """How concepts are ranked (docs/labels.md): `--label-method`, `--reference`, `--contrast-weight`;
+    the command receives one `label_method` (a `LabelMethod`)."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, label_kind: str, reference: str, contrast_weight: float, **kwargs: Any) -> Any:
+        from ..labels import LabelMethod
+
+        return f(*args, label_method=LabelMethod(label_kind, reference, contrast_weight), **kwargs)
+
+    options = [
+        click.option("--label-method", "label_kind", type=click.Choice(["contrast", "mean"]),
+                     default="contrast", show_default=True,
+                     help="contrast: what sets a group apart from the rest of its run; mean: what its crops "
+                     "show (mean image embedding)."),
+        click.option("--reference", type=click.Choice(["run", "layer"]), default="run", show_default=True,
+                     help="Contrast reference: the run's other groups, or those of the group's layer."),
+        click.option("--contrast-weight", type=click.FloatRange(0.0, 1.0), default=0.75, show_default=True,
+                     help="1: rank by the contrast alone; 0: by the group's own CLIP probability."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
 def check_templates(templates: tuple[str, ...]) -> tuple[str, ...]:
     """The --template values (each checked to hold one '{}' for the concept), or the default ensemble."""
     from ..labels import DEFAULT_TEMPLATES
@@ -516,6 +542,7 @@ _CONFIG_OPTIONS = {"tau": "tau", "top_k": "top_k", "ig_steps": "ig_steps", "stra
               "nothing.")
 @engine_options
 @clip_options
+@label_method_options
 @store_options
 @click.pass_context
 def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, artifacts: str,
@@ -523,7 +550,7 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
            decode_workers: int | None, ray_address: str | None, gpus_per_worker: float | None,
            cpus_per_worker: float, max_retries: int, shard: str | None, no_load: bool, plan_only: bool,
            opts: StoreOptions, clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
-           vocabulary: str, top_n: int, templates: tuple[str, ...], **kw: Any) -> None:
+           vocabulary: str, top_n: int, templates: tuple[str, ...], label_method: Any, **kw: Any) -> None:
     """Compute class circuits of a model (a recipe from ingest/ or a built-in model name) and write them
     to the knowledge base; circuits already saved under --artifacts are reused. One prediction pass over
     the images (cached) selects each class's images; --max-images caps the images per class. Classes
@@ -571,7 +598,8 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
 
         templates = check_templates(templates)
         labels = LabelSpec(open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, kw["device"]),
-                           load_vocabulary(vocabulary), top_n=top_n, templates=templates)
+                           load_vocabulary(vocabulary), top_n=top_n, templates=templates,
+                           method=label_method)
     with contextlib.nullcontext(None) if no_load else opts.open() as store:
         result = run_ingest(rec, classes, images, store, config, artifacts=artifacts, max_images=max_images,
                             replace=replace, labels=labels, skip_bad_images=skip_bad_images, workers=decode,

@@ -10,7 +10,14 @@ import click
 
 from ..errors import UserError
 from . import main
-from .kb_cmds import StoreOptions, check_templates, clip_options, open_clip_encoder, store_options
+from .kb_cmds import (
+    StoreOptions,
+    check_templates,
+    clip_options,
+    label_method_options,
+    open_clip_encoder,
+    store_options,
+)
 
 
 def _print_labels(circuit, per_group: int = 3, limit: int = 12) -> None:
@@ -31,16 +38,18 @@ def _print_labels(circuit, per_group: int = 3, limit: int = 12) -> None:
 @main.command()
 @click.argument("artifacts", nargs=-1, type=click.Path(file_okay=False))
 @clip_options
+@label_method_options
 @click.option("--model", "kb_model", default=None, help="Store mode: only runs of this model.")
 @click.option("--class", "kb_class", default=None, help="Store mode: only runs of this class.")
 @click.option("--replace", is_flag=True, help="Store mode: relabel groups that already have labels.")
 @click.option("--device", default="cpu", show_default=True, help="Device for CLIP.")
 @store_options
 def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
-          vocabulary: str, top_n: int, templates: tuple[str, ...], kb_model: str | None, kb_class: str | None,
-          replace: bool, device: str, opts: StoreOptions) -> None:
+          vocabulary: str, top_n: int, templates: tuple[str, ...], label_method: Any, kb_model: str | None,
+          kb_class: str | None, replace: bool, device: str, opts: StoreOptions) -> None:
     """Label neuron groups with CLIP concepts: the given artifact folders (rewritten in place), or,
-    without ARTIFACTS, the groups of the knowledge base (from their stored thumbnails)."""
+    without ARTIFACTS, the groups of the knowledge base (from their stored thumbnails). By default a
+    group's concepts are those that set it apart from the rest of its run (docs/labels.md)."""
     from ..labels import load_vocabulary
 
     templates = check_templates(templates)
@@ -60,19 +69,20 @@ def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, cli
         from ..labels import label_circuit
 
         for p in paths:
-            circuit = label_circuit(Circuit.load(p), clip, vocab, top_n=top_n, templates=templates)
+            circuit = label_circuit(Circuit.load(p), clip, vocab, top_n=top_n, templates=templates,
+                                    method=label_method)
             circuit.save(p)
             n = circuit.group_embeddings.shape[0]
             click.echo(f"labelled {n} groups of {circuit.model} class {circuit.target_class} "
                        f"'{circuit.manifest.get('class_name')}' with {clip.encoder} ({vocab.name}, "
-                       f"{len(vocab)} concepts) -> {p}")
+                       f"{len(vocab)} concepts, {label_method.name}) -> {p}")
             _print_labels(circuit)
         return
     from ..labels.kb import label_store
 
     with opts.open() as store:
         summary = label_store(store, clip, vocab, top_n=top_n, model=kb_model, cls=kb_class, replace=replace,
-                              templates=templates)
+                              templates=templates, method=label_method)
         click.echo(summary)
 
 

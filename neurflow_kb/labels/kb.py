@@ -1,5 +1,6 @@
 """Labelling what a knowledge base holds: groups are labelled from the thumbnails stored on them (the
-same top-8 exemplar crops an artifact gives), and their labels and embeddings written back."""
+same top-8 exemplar crops an artifact gives; every group of the run with thumbnails is part of the
+contrast's reference, as in an artifact), and their labels and embeddings written back."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from ..errors import UserError
 from .clip import DEFAULT_TEMPLATES, ClipEncoder
-from .labeling import METHOD, label_images
+from .labeling import DEFAULT_METHOD, METHOD, LabelMethod, label_images
 from .vocab import Vocabulary, load_vocabulary
 
 
@@ -28,13 +29,16 @@ def label_rows(result_labels: pd.DataFrame, vocabulary: str, encoder: str,
 def label_store(store: Any, clip: ClipEncoder, vocabulary: str | Vocabulary | list[str] = "broad",
                 top_n: int = 5, model: str | None = None, cls: str | int | None = None, replace: bool = False,
                 templates: tuple[str, ...] = DEFAULT_TEMPLATES,
-                progress: Callable[[str, int], None] | None = None) -> str:
+                progress: Callable[[str, int], None] | None = None, *,
+                method: str | LabelMethod = DEFAULT_METHOD) -> str:
     """Label every group of the complete runs (optionally of one model / class) that has thumbnails and
-    no labels of this vocabulary and encoder yet (all of them with `replace`); returns a summary line."""
+    no labels of this vocabulary, encoder and method yet (all of them with `replace`); returns a summary
+    line."""
     from ..queries import run_named
     from ..queries import runs as list_runs
 
     vocab = load_vocabulary(vocabulary)
+    how = LabelMethod.parse(method)
     runs = list_runs(store, model=model, cls=cls)
     if runs.empty:
         raise UserError(f"{store.describe()} has no complete runs to label; add circuits with `neurflow-kb "
@@ -42,24 +46,27 @@ def label_store(store: Any, clip: ClipEncoder, vocabulary: str | Vocabulary | li
     labelled = skipped = 0
     for run in runs["run"].tolist():
         groups = run_named(store, "label_groups", run=run, vocabulary=vocab.name, encoder=clip.encoder,
-                           method=METHOD)
+                           method=how.name)
         todo = groups if replace else groups[groups["labels"] == 0]
         skipped += len(groups) - len(todo)
-        images = {k: list(t or []) for k, t in zip(todo["group_key"], todo["thumbnails"], strict=True)}
+        images = {k: list(t or []) for k, t in zip(groups["group_key"], groups["thumbnails"], strict=True)}
         images = {k: v for k, v in images.items() if v}
-        if not images:
+        wanted = [k for k in todo["group_key"] if k in images]
+        if not wanted:
             continue
-        result = label_images(images, clip, vocab, top_n, templates)
-        rows = label_rows(result.labels, vocab.name, clip.encoder)
+        layers = dict(zip(groups["group_key"], groups["layer"].astype(str), strict=True))
+        result = label_images(images, clip, vocab, top_n, templates, method=how, layers=layers,
+                              label_keys=wanted)
+        rows = label_rows(result.labels, vocab.name, clip.encoder, result.method)
         emb = pd.DataFrame({"group_key": list(result.embeddings),
                             "embedding": [v.tolist() for v in result.embeddings.values()],
                             "encoder": clip.encoder})
         store.write_labels(rows, emb)
-        labelled += len(images)
+        labelled += len(wanted)
         if progress:
-            progress(run, len(images))
+            progress(run, len(wanted))
     return (f"labelled {labelled} groups in {len(runs)} runs with {clip.encoder} ({vocab.name}, "
-            f"{len(vocab)} concepts, top {top_n}); {skipped} already labelled"
+            f"{len(vocab)} concepts, top {top_n}, {how.name}); {skipped} already labelled"
             + ("" if replace else " (--replace relabels them)"))
 
 

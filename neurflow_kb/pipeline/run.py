@@ -50,24 +50,27 @@ Status = Literal["written", "skipped", "replaced", "recovered", "labelled", "sav
 
 @dataclass
 class LabelSpec:
-    """How `ingest` labels groups: a loaded CLIP encoder, a vocabulary and the label options."""
+    """How `ingest` labels groups: a loaded CLIP encoder, a vocabulary, the label options and the method
+    (`neurflow_kb.labels.LabelMethod`; default: the contrastive method of docs/labels.md)."""
 
     clip: Any
     vocabulary: Any
     top_n: int = 5
     templates: tuple[str, ...] | None = None
+    method: Any = None
 
     def _options(self) -> dict[str, Any]:
-        from ..labels import DEFAULT_TEMPLATES
+        from ..labels import DEFAULT_TEMPLATES, LabelMethod
 
-        return {"top_n": self.top_n, "templates": tuple(self.templates or DEFAULT_TEMPLATES)}
+        return {"top_n": self.top_n, "templates": tuple(self.templates or DEFAULT_TEMPLATES),
+                "method": LabelMethod.parse(self.method) if self.method is not None else LabelMethod()}
 
     def done(self, circuit: Circuit) -> bool:
         """Whether `circuit` already carries labels made this way (then it is not labelled again)."""
         have = circuit.manifest.get("labels") or {}
         opts = self._options()
         want = {"encoder": self.clip.encoder, "vocabulary": self.vocabulary.name, "top_n": opts["top_n"],
-                "templates": list(opts["templates"])}
+                "templates": list(opts["templates"]), "method": opts["method"].name}
         return bool(len(circuit.labels)) and all(have.get(k) == v for k, v in want.items())
 
     def apply(self, circuit: Circuit) -> Circuit:

@@ -3,10 +3,11 @@
 NEURFLOW.md 7.1 (mask / retain the core neurons of a layer vs as many random ones: class accuracy),
 7.3 (masking a node's core set vs random sets of the same size, random sets never overlapping the core:
 bug B23 fixed), 7.4 (IG importance vs masking effect, Pearson and Spearman, NaN kept visible: bug B22
-fixed), all seeded (B12). Plus two checks only a planted-concept world allows: concept recovery (do
-groups' exemplars share a planted concept?) and label accuracy (does a group's label name a concept
-its exemplars show?). Masking sets whole channels of a layer's output to zero through the adapter's
-hooks (`ModelAdapter.run_from`), never by editing the model.
+fixed), all seeded (B12). Plus checks only a planted-concept world allows: concept recovery (do
+groups' exemplars share a planted concept?) and the label evaluation (does a group's top label name
+the concept its own exemplars show most, and do a class's groups name its different concepts?).
+Masking sets whole channels of a layer's output to zero through the adapter's hooks
+(`ModelAdapter.run_from`), never by editing the model.
 """
 
 from __future__ import annotations
@@ -382,32 +383,94 @@ def label_accuracy(labels: dict[tuple[int, int], str], groups: dict[tuple[int, i
     return {"groups": n, "accuracy": correct / n, "any": anyhit / n, "chance": chance / n}
 
 
-@torch.no_grad()
-def clip_group_labels(groups: dict[tuple[int, int], np.ndarray],
-                      crop_boxes: dict[int, tuple[int, int, int, int]], images01: torch.Tensor, model: Any,
-                      tokenizer: Any, vocabulary: Sequence[str], template: str = "{}", size: int = 64,
-                      mean: Sequence[float] = (0.48145466, 0.4578275, 0.40821073),
-                      std: Sequence[float] = (0.26862954, 0.26130258, 0.27577711)
-                      ) -> dict[tuple[int, int], str]:
-    """Top vocabulary word of each group: mean CLIP image embedding of its exemplar crops vs the texts.
+# --------------------------------------------------------------------------------------------------
+# label evaluation: labelling measured apart from grouping, against each group's own planted concept
 
-    `crop_boxes[crop]` = (image, top, left, size) into `images01` ([N,3,H,W] in [0,1]); crops are resized
-    bilinearly to `size` and normalised with `mean`/`std`.
+
+def exemplar_concepts(circuit: Any, batch: Any) -> dict[int, set[str]]:
+    """Planted concepts visible in each exemplar crop of a world circuit, from the generator's masks.
+
+    `batch` is the `WorldBatch` the circuit was fitted on (as a tensor: image sources 'tensor:i').
     """
-    import torch.nn.functional as F
+    from .generator import region_concepts
 
-    text = F.normalize(model.encode_text(tokenizer([template.format(v) for v in vocabulary])).float(), dim=-1)
-    m = torch.tensor(list(mean)).view(1, 3, 1, 1)
-    s = torch.tensor(list(std)).view(1, 3, 1, 1)
+    sources = circuit.tables["images"]["source"].astype(str).tolist()
+    origin = []
+    for src in sources:
+        kind, _, index = src.partition(":")
+        if kind != "tensor" or not index.isdigit():
+            raise UserError(f"image source {src!r} is not an index into the fitted tensor; fit the circuit "
+                            "on `batch.tensor()` to evaluate it against the world's masks")
+        origin.append(int(index))
+    ex = circuit.tables["exemplars"].drop_duplicates("crop")
     out = {}
-    for key, crops in groups.items():
-        views = []
-        for c in crops:
-            i, t, le, sz = crop_boxes[int(c)]
-            patch = images01[i:i + 1, :, t:t + sz, le:le + sz]
-            views.append(F.interpolate(patch, size=(size, size), mode="bilinear", align_corners=False)
-                         if sz != size else patch)
-        x = (torch.cat(views) - m) / s
-        emb = F.normalize(model.encode_image(x).float(), dim=-1).mean(0)
-        out[key] = vocabulary[int((text @ emb).argmax())]
+    for crop, image, top, left, size in zip(ex["crop"], ex["image"], ex["top"], ex["left"], ex["size"],
+                                            strict=True):
+        i = origin[int(image)]
+        out[int(crop)] = set(region_concepts(batch.concepts[i], batch.object_masks[i], batch.part_masks[i],
+                                             int(top), int(left), int(size)))
     return out
+
+
+def group_truth(groups: dict[tuple[int, int], np.ndarray], crop_concepts: dict[int, set[str]],
+                concepts: Sequence[str]) -> pd.DataFrame:
+    """Per group: how many exemplar crops, the share of them showing each concept (`shares`), the
+    dominant concepts (the highest share, ties all kept) and the group's purity (that share)."""
+    rows = []
+    for (depth, group), crops in sorted(groups.items()):
+        n = len(crops)
+        shares = {c: sum(c in crop_concepts.get(int(e), set()) for e in crops) / n if n else 0.0
+                  for c in concepts}
+        purity = max(shares.values()) if shares else 0.0
+        dominant = tuple(c for c in concepts if purity > 0 and shares[c] >= purity - 1e-9)
+        rows.append({"depth": depth, "group": group, "exemplars": n, "purity": purity, "dominant": dominant,
+                     "shares": shares})
+    return pd.DataFrame(rows, columns=["depth", "group", "exemplars", "purity", "dominant", "shares"])
+
+
+def label_evaluation(truth: pd.DataFrame, labels: dict[tuple[int, int], str], class_concepts: Sequence[str],
+                     backgrounds: Sequence[str] = ()) -> pd.DataFrame:
+    """Each labelled group's top label against its own exemplars.
+
+    right: the label is one of the group's dominant concepts; majority: shown by at least half of its
+    exemplars (the looser rule, true of a class's colour for nearly every group); share: the share of
+    exemplars showing it; class_concept / background: the label is one of the class's planted concepts /
+    a background; background_right: a background that is also dominant.
+    """
+    rows = []
+    for r in truth.itertuples(index=False):
+        key = (int(r.depth), int(r.group))
+        if key not in labels or r.exemplars == 0:
+            continue
+        label = labels[key]
+        share = float(r.shares.get(label, 0.0))
+        right = label in r.dominant
+        rows.append({"depth": key[0], "group": key[1], "label": label, "right": right,
+                     "majority": share >= 0.5, "share": share, "purity": float(r.purity),
+                     "class_concept": label in class_concepts,
+                     "background": label in backgrounds, "background_right": label in backgrounds and right})
+    return pd.DataFrame(rows, columns=["depth", "group", "label", "right", "majority", "share", "purity",
+                                       "class_concept", "background", "background_right"])
+
+
+def planted_coverage(labels: Sequence[str], class_concepts: Sequence[str]) -> float:
+    """Share of a class's planted concepts named by at least one of its groups' top labels."""
+    return len(set(labels) & set(class_concepts)) / len(class_concepts)
+
+
+def coverage_ceiling(truth: pd.DataFrame, class_concepts: Sequence[str], rule: str = "dominant") -> float:
+    """The most planted coverage top-1 labels could reach if every group were named correctly: a maximum
+    matching of groups to the class's concepts, a group allowed a concept among its dominant ones
+    ('dominant') or shown by at least half of its exemplars ('majority')."""
+    from scipy.optimize import linear_sum_assignment
+
+    if rule not in ("dominant", "majority"):
+        raise UserError(f"rule must be 'dominant' or 'majority' (got {rule!r})")
+    if truth.empty:
+        return 0.0
+    allowed = np.zeros((len(truth), len(class_concepts)))
+    for i, r in enumerate(truth.itertuples(index=False)):
+        for j, c in enumerate(class_concepts):
+            allowed[i, j] = c in r.dominant if rule == "dominant" else r.shares.get(c, 0.0) >= 0.5
+    rows, cols = linear_sum_assignment(-allowed)
+    return float(allowed[rows, cols].sum()) / len(class_concepts)

@@ -129,6 +129,32 @@ def test_label_command_labels_the_store_like_the_artifact(kb, labelled, planted)
             np.testing.assert_allclose(got["score"].astype(float), want["score"].astype(float), atol=1e-5)
 
 
+def test_label_methods_live_side_by_side_in_the_store(kb, planted) -> None:
+    open_kb, args = kb
+    with open_kb() as st:
+        st.write_circuits([planted.circuit(cls) for cls in planted.artifacts])
+    vocab = Path(planted.clip_dir).parent / "concepts.txt"
+    vocab.write_text("\n".join(CONCEPTS) + "\n")
+    base = ["label", "--clip-checkpoint", str(planted.clip_dir), "--vocabulary", str(vocab), "--top-n", "2",
+            *args]
+    n_groups = sum(len(planted.circuit(cls).groups) for cls in planted.artifacts)
+    for extra, method in (([], "clip-contrast-run-0.75"), (["--label-method", "mean"], "clip-mean-softmax"),
+                          (["--reference", "layer", "--contrast-weight", "1"], "clip-contrast-layer-1")):
+        res = CliRunner().invoke(main, [*base, *extra])
+        assert res.exit_code == 0, res.output
+        assert f"labelled {n_groups} groups" in res.output and method in res.output
+    again = CliRunner().invoke(main, [*base, "--label-method", "mean"])
+    assert again.exit_code == 0 and "labelled 0 groups" in again.output
+    with open_kb(read_only=True) as st:
+        got = st.run_query("MATCH (g:NeuronGroup)-[l:LABELED]->(:Concept) RETURN l.method AS method, "
+                           "count(l) AS n ORDER BY method")
+    assert dict(zip(got["method"], got["n"].astype(int), strict=True)) == {
+        "clip-contrast-layer-1": 2 * n_groups, "clip-contrast-run-0.75": 2 * n_groups,
+        "clip-mean-softmax": 2 * n_groups}
+    bad = CliRunner().invoke(main, [*base, "--contrast-weight", "2"])
+    assert bad.exit_code == 2 and "0.0<=x<=1.0" in bad.output
+
+
 def test_a_labelled_artifact_adds_labels_to_a_complete_run(kb, labelled, planted) -> None:
     open_kb, _ = kb
     c = labelled[0]
@@ -235,3 +261,9 @@ def test_ingest_label_writes_labelled_runs(tmp_path) -> None:
     # a second ingest reuses the labelled circuits and changes nothing
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0 and again.output.count("skipped class") == 2, again.output
+    # another label method relabels the saved circuits; the store keeps both methods' labels
+    mean = CliRunner().invoke(main, [*args, "--label-method", "mean"])
+    assert mean.exit_code == 0 and mean.output.count("labelled class") == 2, mean.output
+    with LadybugStore(kb, read_only=True) as st:
+        methods = set(st.run_query("MATCH ()-[l:LABELED]->() RETURN DISTINCT l.method AS m")["m"])
+    assert methods == {"clip-mean-softmax", "clip-contrast-run-0.75"}

@@ -13,16 +13,20 @@ from neurflow_kb.errors import UserError
 from neurflow_kb.models import ModelAdapter
 from neurflow_kb.world.fidelity import (
     accuracy_with_masks,
-    clip_group_labels,
     concept_recovery,
     core_sets,
+    coverage_ceiling,
+    exemplar_concepts,
     exemplar_overlap,
     group_exemplars,
+    group_truth,
     ig_importance,
     keep_vectors,
     label_accuracy,
+    label_evaluation,
     layer_fidelity,
     optimality,
+    planted_coverage,
     predictions_with_keep,
     random_sets,
     upper_under_masks,
@@ -238,24 +242,74 @@ def test_concept_recovery_and_label_accuracy_known_answer():
     assert acc["chance"] == pytest.approx((1 / 4 + 1 / 4 + 1 / 4) / 3)
 
 
-class ColourClip(nn.Module):
-    """A hand-built 'CLIP': image embedding = mean RGB; the texts red/green/blue embed as one-hot axes."""
+def _truth_fixture() -> pd.DataFrame:
+    """Three groups of a 'bee': (1,0) all yellow+striped, half with an antenna; (1,1) yellow+striped+circle
+    on every crop; (2,0) mostly grass, one crop yellow."""
+    groups = {(1, 0): np.array([0, 1, 2, 3]), (1, 1): np.array([4, 5]), (2, 0): np.array([6, 7, 8])}
+    crop_concepts = {0: {"yellow", "striped", "antenna"}, 1: {"yellow", "striped", "antenna"},
+                     2: {"yellow", "striped"}, 3: {"yellow", "striped"},
+                     4: {"yellow", "striped", "circle"}, 5: {"yellow", "striped", "circle", "grass"},
+                     6: {"grass"}, 7: {"grass"}, 8: {"grass", "yellow"}}
+    return group_truth(groups, crop_concepts, ["circle", "yellow", "striped", "antenna", "grass", "sky"])
 
-    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean((2, 3))
 
-    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        return torch.eye(3)[tokens]
+def test_group_truth_keeps_every_dominant_concept_and_the_purity():
+    t = _truth_fixture().set_index(["depth", "group"])
+    assert t.loc[(1, 0), "dominant"] == ("yellow", "striped") and t.loc[(1, 0), "purity"] == 1.0
+    assert t.loc[(1, 0), "shares"]["antenna"] == 0.5
+    assert t.loc[(1, 1), "dominant"] == ("circle", "yellow", "striped")
+    assert t.loc[(2, 0), "dominant"] == ("grass",) and t.loc[(2, 0), "exemplars"] == 3
 
 
-def test_clip_group_labels_with_a_hand_built_encoder():
-    images = torch.zeros(2, 3, 8, 8)
-    images[0, 0] = 1.0            # red image
-    images[1, 2, :4] = 1.0        # blue top half
-    images[1, 1, 4:] = 1.0        # green bottom half
-    vocab = ["red", "green", "blue"]
-    boxes = {0: (0, 0, 0, 8), 1: (1, 0, 0, 4), 2: (1, 4, 4, 4)}
-    groups = {(1, 0): np.array([0]), (1, 1): np.array([1]), (1, 2): np.array([2])}
-    labels = clip_group_labels(groups, boxes, images, ColourClip(), lambda texts: torch.tensor(
-        [vocab.index(t) for t in texts]), vocab, size=8, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-    assert labels == {(1, 0): "red", (1, 1): "blue", (1, 2): "green"}
+def test_label_evaluation_counts_a_label_right_only_against_the_groups_own_dominant_concept():
+    truth = _truth_fixture()
+    bee = ["circle", "yellow", "striped", "antenna"]
+    labels = {(1, 0): "antenna", (1, 1): "circle", (2, 0): "yellow"}
+    ev = label_evaluation(truth, labels, bee, ["grass", "sky"]).set_index(["depth", "group"])
+    # antenna: shown by half of (1,0)'s crops, not its most shared concept -> wrong, but a majority
+    assert not ev.loc[(1, 0), "right"] and ev.loc[(1, 0), "majority"] and ev.loc[(1, 0), "share"] == 0.5
+    assert ev.loc[(1, 1), "right"] and ev.loc[(1, 1), "class_concept"]
+    # 'yellow' for the grass group: a class concept, shown by one crop of three -> wrong on both counts
+    assert not ev.loc[(2, 0), "right"] and not ev.loc[(2, 0), "majority"]
+    grass = label_evaluation(truth, {(2, 0): "grass"}, bee, ["grass", "sky"]).iloc[0]
+    assert grass["right"] and grass["background"] and grass["background_right"] and not grass["class_concept"]
+    assert planted_coverage(list(labels.values()), bee) == 0.75
+    assert planted_coverage(["yellow", "yellow", "grass"], bee) == 0.25
+
+
+def test_coverage_ceiling_is_a_matching_of_groups_to_planted_concepts():
+    truth = _truth_fixture()
+    bee = ["circle", "yellow", "striped", "antenna"]
+    # dominant: (1,0) -> yellow/striped, (1,1) -> circle/yellow/striped, (2,0) -> grass only: 2 of 4
+    assert coverage_ceiling(truth, bee, "dominant") == 0.5
+    # majority: (1,0) may also be named antenna: 2 groups can still name only 2 concepts
+    assert coverage_ceiling(truth, bee, "majority") == 0.5
+    assert coverage_ceiling(truth.iloc[:0], bee) == 0.0
+    with pytest.raises(UserError, match="rule"):
+        coverage_ceiling(truth, bee, "any")
+
+
+def test_exemplar_concepts_reads_the_worlds_masks_for_each_crop():
+    from neurflow_kb.world import generate, region_concepts
+
+    batch = generate(3, seed=5, classes=["bee"])
+    images = pd.DataFrame({"image": [0, 1], "source": ["tensor:2", "tensor:0"], "label": [2, 2],
+                           "predicted": [2, 2]})
+    ex = pd.DataFrame({"depth": [1] * 3, "layer": ["l"] * 3, "neuron": [0] * 3, "subconcept": [0] * 3,
+                       "rank": [0, 1, 2],
+                       "crop": [7, 8, 7], "image": [0, 1, 0], "granularity": [1.0, 0.25, 1.0],
+                       "top": [0, 16, 0], "left": [0, 32, 0], "size": [64, 16, 64], "activation": [1.0] * 3,
+                       "representative": [True] * 3})
+    c = Circuit(manifest={"model": "world", "target_class": 2}, tables={"images": images, "exemplars": ex})
+    got = exemplar_concepts(c, batch)
+    assert set(got) == {7, 8}
+    def shown(i: int, top: int, left: int, size: int) -> set[str]:
+        return set(region_concepts(batch.concepts[i], batch.object_masks[i], batch.part_masks[i], top, left,
+                                   size))
+
+    assert got[7] == shown(2, 0, 0, 64) and got[8] == shown(0, 16, 32, 16)
+    assert {"circle", "yellow", "striped"} <= got[7]
+    files = images.assign(source=["a.png", "b.png"])
+    bad = Circuit(manifest=c.manifest, tables={"images": files, "exemplars": ex})
+    with pytest.raises(UserError, match="not an index into the fitted tensor"):
+        exemplar_concepts(bad, batch)

@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from neurflow_kb.errors import UserError
 from neurflow_kb.labels import (
     DEFAULT_TEMPLATES,
+    METHOD,
+    LabelMethod,
     Vocabulary,
     group_thumbnails,
     label_circuit,
@@ -166,7 +169,17 @@ def test_unreachable_host_is_noticed_quickly() -> None:
 
 # -- the method --------------------------------------------------------------------------------------
 
-def test_scores_match_a_direct_computation_of_the_method(random_clip_dir: Path) -> None:
+def _direct_text(model, tokenizer, concepts) -> torch.Tensor:
+    """[V, D] prompt-ensembled concept embeddings computed with open_clip directly."""
+    text = []
+    for c in concepts:
+        t = model.encode_text(tokenizer([tpl.format(c) for tpl in DEFAULT_TEMPLATES]))
+        t = torch.nn.functional.normalize(t, dim=-1).mean(0)
+        text.append(t / t.norm())
+    return torch.stack(text).double()
+
+
+def test_mean_method_scores_match_a_direct_computation(random_clip_dir: Path) -> None:
     import open_clip
 
     clip = load_clip(checkpoint=random_clip_dir)
@@ -175,19 +188,15 @@ def test_scores_match_a_direct_computation_of_the_method(random_clip_dir: Path) 
     thumbs = group_thumbnails(circuit, max_images=4)
     assert thumbs and all(1 <= len(v) <= 4 for v in thumbs.values())
     concepts = ["red", "green", "blue", "striped", "wood", "sky"]
-    result = label_images(thumbs, clip, concepts, top_n=3)
+    result = label_images(thumbs, clip, concepts, top_n=3, method="mean")
+    assert result.method == "clip-mean-softmax" and result.labels["contrast"].isna().all()
 
     # the same numbers computed by hand with open_clip directly
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{random_clip_dir}")
     tok = open_clip.get_tokenizer(f"local-dir:{random_clip_dir}")
     model.eval()
     with torch.no_grad():
-        text = []
-        for c in concepts:
-            t = model.encode_text(tok([tpl.format(c) for tpl in DEFAULT_TEMPLATES]))
-            t = torch.nn.functional.normalize(t, dim=-1).mean(0)
-            text.append(t / t.norm())
-        text_m = torch.stack(text).double()
+        text_m = _direct_text(model, tok, concepts)
         scale = float(model.logit_scale.exp())
         for key, pngs in thumbs.items():
             img = model.encode_image(torch.stack([preprocess(to_pil(p)) for p in pngs]))
@@ -220,9 +229,108 @@ def test_label_circuit_fills_the_artifact_tables_and_round_trips(random_clip_dir
     assert np.allclose([np.linalg.norm(v) for v in emb["embedding"]], 1.0, atol=1e-5)
     lab = labelled.labels
     assert len(lab) == 2 * len(with_images)
-    assert set(lab["vocabulary"]) == {"custom"} and set(lab["method"]) == {"clip-mean-softmax"}
+    assert set(lab["vocabulary"]) == {"custom"}
+    assert set(lab["method"]) == {"clip-contrast-run-0.75"} == {METHOD}
     assert set(lab["encoder"]) == {clip.encoder} and set(lab["rank"]) == {1, 2}
     assert ((lab["score"] > 0) & (lab["score"] <= 1)).all()
     assert labelled.manifest["labels"]["vocabulary_size"] == 4
+    assert labelled.manifest["labels"]["method"] == METHOD
+    assert labelled.manifest["labels"]["kind"] == "contrast" and labelled.manifest["labels"]["weight"] == 0.75
     back = Circuit.load(labelled.save(tmp_path / "a"))
     assert back.equals(labelled)
+    mean = label_circuit(circuit, clip, ["red", "green", "blue", "wood"], top_n=2, method="mean")
+    assert set(mean.labels["method"]) == {"clip-mean-softmax"}
+    np.testing.assert_allclose(np.stack(mean.group_embeddings["embedding"].map(np.asarray)),
+                               np.stack(emb["embedding"].map(np.asarray)))          # same search embedding
+
+
+def _crop_distributions(model, preprocess, tokenizer, pngs, concepts) -> np.ndarray:
+    """[n, V] zero-shot distributions of crops, computed with open_clip directly."""
+    with torch.no_grad():
+        img = model.encode_image(torch.stack([preprocess(to_pil(p)) for p in pngs]))
+        img = torch.nn.functional.normalize(img, dim=-1).double()
+        sim = img @ _direct_text(model, tokenizer, concepts).T
+        return torch.softmax(float(model.logit_scale.exp()) * sim, dim=1).numpy()
+
+
+def test_contrast_scores_match_a_direct_computation(random_clip_dir: Path) -> None:
+    import open_clip
+
+    clip = load_clip(checkpoint=random_clip_dir)
+    thumbs = group_thumbnails(small_circuit(), max_images=4)
+    concepts = ["red", "green", "blue", "striped", "wood", "sky"]
+    weight = 0.6
+    result = label_images(thumbs, clip, concepts, top_n=4, method=LabelMethod("contrast", "run", weight))
+    assert result.method == "clip-contrast-run-0.6"
+    model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{random_clip_dir}")
+    tok = open_clip.get_tokenizer(f"local-dir:{random_clip_dir}")
+    model.eval()
+    dist = {k: _crop_distributions(model, preprocess, tok, v, concepts) for k, v in thumbs.items()}
+    for key, p in dist.items():
+        g = np.exp(np.log(p).mean(0))
+        g /= g.sum()                                                  # what all the group's crops show
+        ref = np.concatenate([d for k, d in dist.items() if k != key]).mean(0)   # the rest of the run
+        contrast = g * (weight * np.log(g / ref) + 1 - weight)
+        order = np.argsort(-contrast, kind="stable")[:4]
+        rows = result.labels[result.labels["key"] == key].sort_values("rank")
+        assert rows["concept"].tolist() == [concepts[i] for i in order]
+        np.testing.assert_allclose(rows["score"].to_numpy(), g[order], rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(rows["contrast"].to_numpy(), contrast[order], rtol=1e-4, atol=1e-7)
+
+
+def test_reference_falls_back_from_the_layer_to_the_run_to_uniform(random_clip_dir: Path) -> None:
+    clip = load_clip(checkpoint=random_clip_dir)
+    thumbs = group_thumbnails(small_circuit(), max_images=4)
+    keys = sorted(thumbs)
+    concepts = ["red", "green", "blue", "striped", "wood", "sky"]
+    # one group alone in its layer: its reference is the run, as with reference 'run'
+    layers = {k: ("alone" if k == keys[0] else "shared") for k in keys}
+    by_layer = label_images(thumbs, clip, concepts, top_n=6, method=LabelMethod(reference="layer"),
+                            layers=layers)
+    by_run = label_images(thumbs, clip, concepts, top_n=6)
+    def rows_of(result, wanted) -> pd.DataFrame:
+        return result.labels[result.labels["key"].isin(wanted)].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(rows_of(by_layer, keys[:1]), rows_of(by_run, keys[:1]))
+    assert by_layer.method == "clip-contrast-layer-0.75"
+    with pytest.raises(UserError, match="needs the layer of every group"):
+        label_images(thumbs, clip, concepts, method=LabelMethod(reference="layer"))
+    # a group alone in its run: the uniform reference, so it ranks by its own probability
+    alone = label_images({keys[1]: thumbs[keys[1]]}, clip, concepts, top_n=6).labels
+    assert alone["score"].tolist() == sorted(alone["score"], reverse=True)
+    # labelling a subset with the whole run as reference gives those groups' rows of the full labelling
+    part = label_images(thumbs, clip, concepts, top_n=3, label_keys=keys[:2])
+    full = label_images(thumbs, clip, concepts, top_n=3)
+    pd.testing.assert_frame_equal(part.labels, rows_of(full, keys[:2]))
+    assert set(part.embeddings) == set(keys[:2])
+
+
+def test_label_method_names_parse_and_bad_values_are_user_errors() -> None:
+    assert LabelMethod.parse("contrast") == LabelMethod() and LabelMethod().name == METHOD
+    assert LabelMethod.parse("mean").name == "clip-mean-softmax"
+    assert LabelMethod.parse("clip-mean-softmax") == LabelMethod("mean")
+    assert LabelMethod.parse("clip-contrast-layer-0.5") == LabelMethod("contrast", "layer", 0.5)
+    for bad in ("clip-contrast-x-1", "nearest", "clip-contrast-run-abc"):
+        with pytest.raises(UserError):
+            LabelMethod.parse(bad)
+    with pytest.raises(UserError, match="between 0 and 1"):
+        LabelMethod(weight=1.5)
+
+
+@pytest.mark.parametrize("background", ["snow", "sky"])
+def test_contrast_names_the_one_concept_two_groups_differ_in_and_mean_does_not(background: str) -> None:
+    """Kettles and teapots (blue circles with a handle) differ only in texture: plain vs striped. On the
+    same background, with the world's tiny CLIP, the mean embedding names what both show most (the
+    background, the handle); the contrast names each group's own texture."""
+    from neurflow_kb.world import CONCEPTS, generate, world_clip_dir
+    from neurflow_kb.world.clip import CONCEPT_TEMPLATES
+
+    clip = load_clip(checkpoint=world_clip_dir())
+    crops = {"kettle": generate(8, seed=1, classes=["kettle"], backgrounds=[background]).pil(),
+             "teapot": generate(8, seed=2, classes=["teapot"], backgrounds=[background]).pil()}
+    want = {"kettle": "plain", "teapot": "striped"}
+    for method, names in (("contrast", True), ("mean", False)):
+        lab = label_images(crops, clip, list(CONCEPTS), top_n=1, templates=CONCEPT_TEMPLATES,
+                           method=method).labels
+        top = dict(zip(lab["key"], lab["concept"], strict=True))
+        assert all((top[k] == want[k]) == names for k in want), (method, top)
