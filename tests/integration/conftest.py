@@ -179,7 +179,6 @@ def helper_calls(circuits) -> dict:
     }
 
 
-
 #: Run properties that record when and how fast a run was made, not what it is.
 VOLATILE = {"Run": ("timings", "written_at")}
 
