@@ -7,6 +7,7 @@ NEO4J_DATABASE). Passwords are never printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -249,14 +250,13 @@ def _summary(results: list, seconds: float, where: str) -> str:
 @store_options
 def load(artifacts: tuple[str, ...], replace: bool, batch_relationships: int | None, quiet: bool,
          opts: StoreOptions) -> None:
-    """Write saved circuit artifacts (folders from `neurflow-kb circuit --out`) to the knowledge base."""
+    """Write saved circuit artifacts to the knowledge base: artifact folders (from `neurflow-kb circuit
+    --out`) or folders holding them, such as the --artifacts folder of `ingest --no-load` shards. Runs
+    already complete are skipped, so loading again changes nothing."""
     from ..artifact import Circuit
+    from ..pipeline.loader import find_artifacts
 
-    paths = [Path(a) for a in artifacts]
-    for p in paths:
-        if not p.is_dir():
-            raise UserError(f"{p} is not a folder; pass circuit artifact folders (from `neurflow-kb circuit "
-                            "--out`)")
+    paths = find_artifacts(artifacts)
     for p in paths:   # every artifact passes the schema before anything is written (read again below)
         Circuit.load(p)
     t0 = time.perf_counter()
@@ -614,37 +614,60 @@ _CONFIG_OPTIONS = {"tau": "tau", "top_k": "top_k", "ig_steps": "ig_steps", "stra
               help="Leave out unreadable image files (listed in each circuit's manifest) instead of "
               "stopping.")
 @click.option("--workers", type=int, default=None,
+              help="With --ray: Ray workers, each holding the model (default: as many as the cluster's GPUs, "
+              "or CPUs, fit). Without --ray: processes decoding images in the prediction pass.")
+@click.option("--decode-workers", type=int, default=None,
               help="Processes decoding images in the prediction pass (default: CPU cores - 1; 0: none).")
+@click.option("--ray", "ray_address", default=None, metavar="local|auto|ADDRESS",
+              help="Compute classes on Ray workers: 'local' (a private Ray on this machine), 'auto' (the "
+              "running cluster) or a cluster address; this process loads finished circuits in batches. "
+              "Needs pip install 'neurflow-kb[cluster]'.")
+@click.option("--gpus-per-worker", type=float, default=None,
+              help="GPUs per Ray worker (default: 1 with --device cuda, else 0; 0.5 shares a GPU).")
+@click.option("--cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs per Ray worker.")
+@click.option("--max-retries", type=int, default=3, show_default=True,
+              help="Restarts of a dead Ray worker and retries of the class it was computing.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Only the I-th of N slices of the classes (round-robin over the sorted classes), for "
+              "Slurm arrays and Kubernetes indexed jobs; shards share the prediction pass through "
+              "--artifacts.")
+@click.option("--no-load", is_flag=True,
+              help="Only save artifacts; load them later with `neurflow-kb load ARTIFACTS`.")
+@click.option("--plan-only", is_flag=True,
+              help="Run the prediction pass and print each class's plan (images, run key, reuse); compute "
+              "nothing.")
 @engine_options
 @clip_options
 @label_method_options
 @store_options
 @click.pass_context
 def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, artifacts: str,
-           replace: bool, do_label: bool, skip_bad_images: bool, workers: int | None, opts: StoreOptions,
-           clip_model: str, clip_pretrained: str, clip_checkpoint: str | None, vocabulary: str, top_n: int,
-           templates: tuple[str, ...], label_method: Any, **kw: Any) -> None:
+           replace: bool, do_label: bool, skip_bad_images: bool, workers: int | None,
+           decode_workers: int | None, ray_address: str | None, gpus_per_worker: float | None,
+           cpus_per_worker: float, max_retries: int, shard: str | None, no_load: bool, plan_only: bool,
+           opts: StoreOptions, clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
+           vocabulary: str, top_n: int, templates: tuple[str, ...], label_method: Any, **kw: Any) -> None:
     """Compute class circuits of a model (a recipe from ingest/ or a built-in model name) and write them
     to the knowledge base; circuits already saved under --artifacts are reused. One prediction pass over
     the images (cached) selects each class's images; --max-images caps the images per class. Classes
-    without images are reported at the end (exit code 3). With --label, groups get CLIP concept labels
-    and embeddings (for `query search`) before they are written."""
-    from ..pipeline import LabelSpec, load_recipe
+    without images, and classes whose computation failed, are reported at the end (exit code 3). With
+    --label, groups get CLIP concept labels and embeddings (for `query search`) before they are written.
+    --ray spreads the classes over Ray workers, --shard I/N over independent jobs (see docs/scaling.md)."""
+    from ..pipeline import LabelSpec, load_recipe, plan_ingest
     from ..pipeline import ingest as run_ingest
     from .engine_cmds import parse_layers
 
-    if workers is not None and workers < 0:
-        raise UserError(f"--workers must be >= 0 (got {workers})")
-    labels = None
-    if do_label:
-        from ..labels import load_vocabulary
-
-        templates = check_templates(templates)
-        labels = LabelSpec(open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, kw["device"]),
-                           load_vocabulary(vocabulary), top_n=top_n, templates=templates,
-                           method=label_method)
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    if shard is not None and ray_address is not None:
+        raise UserError("--shard splits the classes over separate jobs and --ray over one Ray cluster; use "
+                        "one of them")
+    ray_opts = _ray_options(ray_address, given, workers, gpus_per_worker, cpus_per_worker, max_retries)
+    decode = decode_workers if decode_workers is not None else (None if ray_opts else workers)
+    if decode is not None and decode < 0:
+        raise UserError(f"--{'decode-' if decode_workers is not None else ''}workers must be >= 0 "
+                        f"(got {decode})")
     rec = load_recipe(recipe)
-    given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     if "weights" in given:
         rec.weights = kw["weights"]
     if "layers" in given:
@@ -659,18 +682,34 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
     def report(r: Any) -> None:
         tqdm.write(r.line(), file=sys.stdout)
 
-    with opts.open() as store:
+    if plan_only:
+        plan = plan_ingest(rec, classes, images, config=config, artifacts=artifacts, max_images=max_images,
+                           replace=replace, skip_bad_images=skip_bad_images, workers=decode,
+                           progress=not quiet, shard=shard)
+        _print_plan(plan)
+        return
+    labels = None
+    if do_label:
+        from ..labels import load_vocabulary
+
+        templates = check_templates(templates)
+        labels = LabelSpec(open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, kw["device"]),
+                           load_vocabulary(vocabulary), top_n=top_n, templates=templates,
+                           method=label_method)
+    with contextlib.nullcontext(None) if no_load else opts.open() as store:
         result = run_ingest(rec, classes, images, store, config, artifacts=artifacts, max_images=max_images,
-                            replace=replace, labels=labels, skip_bad_images=skip_bad_images, workers=workers,
-                            progress=not quiet, on_class=report)
-        done = [r for r in result.classes if r.status != "no_images"]
-        click.echo(_summary(done, result.seconds, store.describe()) if done else
-                   f"no class written to {store.describe()}")
+                            replace=replace, labels=labels, skip_bad_images=skip_bad_images, workers=decode,
+                            progress=not quiet, on_class=report, ray=ray_opts, shard=shard)
+        done = [r for r in result.classes if r.status not in ("no_images", "failed")]
+        where = store.describe() if store is not None else \
+            f"artifacts only (load them with `neurflow-kb load {artifacts}`)"
+        click.echo(_summary(done, result.seconds, where) if done else f"no class written to {where}")
+    _print_run(result.run)
     click.echo(f"prediction pass: {result.predicted} of {result.images} images predicted now "
                f"({result.images - result.predicted - len(result.bad_images)} from the cache) in "
                f"{result.prediction_seconds:.1f}s" + (f"; {len(result.bad_images)} unreadable files skipped"
                                                        if result.bad_images else ""))
-    if done:
+    if done and not no_load:
         click.echo(f"model {result.model}: try `neurflow-kb query drivers {done[0].cls} "
                    f"--model {result.model.split('@')[0]}`")
     if result.skipped:
@@ -678,4 +717,57 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
         more = f" and {len(result.skipped) - 10} more" if len(result.skipped) > 10 else ""
         click.echo(f"Warning: {len(result.skipped)} classes skipped, no images selected: {shown}{more}; "
                    f"give images of those classes or another --filter", err=True)
+    if result.failed:
+        shown = ", ".join(f"{r.cls} ({r.name})" for r in result.failed[:10])
+        more = f" and {len(result.failed) - 10} more" if len(result.failed) > 10 else ""
+        click.echo(f"Warning: {len(result.failed)} classes failed: {shown}{more}; see their lines above, fix "
+                   "the cause and run the same command again (finished classes are reused)", err=True)
+    if result.skipped or result.failed:
         sys.exit(3)
+
+
+def _ray_options(address: str | None, given: set[str], workers: int | None, gpus: float | None,
+                 cpus: float, retries: int) -> Any:
+    """`RayOptions` from the command line (Ray's presence checked first), or None without --ray."""
+    if address is None:
+        ray_only = sorted(given & {"gpus_per_worker", "cpus_per_worker", "max_retries"})
+        if ray_only:
+            raise UserError(f"--{ray_only[0].replace('_', '-')} only applies with --ray")
+        return None
+    from ..cluster import RayOptions
+    from ..pipeline.run import ray_options
+
+    return ray_options(RayOptions(address=address, workers=workers, gpus_per_worker=gpus,
+                                  cpus_per_worker=cpus, max_retries=retries))
+
+
+def _print_plan(plan: Any) -> None:
+    """`ingest --plan-only`: one line per class, then what an ingest would do."""
+    for job in plan.jobs:
+        click.echo(f"planned class {job.cls} ({job.name}): run {job.key}, {len(job.positions)} images"
+                   f"{' (saved circuit reused)' if job.reuse else ''}")
+    for r in plan.missing:
+        click.echo(r.line())
+    reused = sum(j.reuse for j in plan.jobs)
+    preds = plan.predictions
+    click.echo(f"plan: {len(plan.jobs) - reused} classes to compute, {reused} reused, {len(plan.missing)} "
+               f"without images; prediction pass: {preds.forwarded} of {len(preds)} images predicted now, "
+               f"cached in {preds.cache_file}")
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    """How the classes were computed (Ray workers, start-up) and the loader's rate."""
+    parts = []
+    if run.get("mode") == "ray":
+        if run.get("workers"):
+            parts.append(f"Ray at {run['address']}: {run['workers']} workers, started in "
+                         f"{run.get('startup_seconds', 0.0):.1f}s + {run.get('ready_seconds', 0.0):.1f}s "
+                         f"for the models, {run.get('replaced_workers', 0)} replaced")
+        else:
+            parts.append("Ray not started: every class was reused")
+    if run.get("loader_classes"):
+        rate = run["loader_classes"] / run["loader_seconds"] if run.get("loader_seconds") else 0.0
+        parts.append(f"loader: {run['loader_classes']} classes in {run['loader_seconds']:.1f}s of reading "
+                     f"and writing ({rate:.2f} classes/s, {run['loader_batches']} batches)")
+    if parts:
+        click.echo("; ".join(parts))

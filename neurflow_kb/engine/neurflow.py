@@ -170,18 +170,11 @@ class NeurFlow:
         started = time.perf_counter()
         adapter = as_adapter(model, layers or cfg.layers).to(cfg.device)
         chain = list(adapter.layers)
-        if len(chain) < 2:
-            raise UserError("the layer chain needs at least two layers (a lower layer and the class-logit "
-                            "layer); pass more layers")
         target = int(target_class)
         if not 0 <= target < adapter.num_classes:
             raise UserError(f"class {target} is out of range for {adapter.name} ({adapter.num_classes} "
                             f"classes: 0..{adapter.num_classes - 1})")
-        for lower in chain[:-1]:
-            channels = adapter.channels(lower)
-            if cfg.tau > channels:
-                raise UserError(f"tau {cfg.tau} exceeds the {channels} channels of layer {lower!r}; lower "
-                                "--tau or start the chain at a wider layer")
+        self.check(adapter)
 
         if isinstance(images, ImageSet | torch.Tensor):
             imageset = load_images(images, adapter.preprocess)
@@ -476,6 +469,19 @@ class NeurFlow:
         return sorted(chosen)
 
     # -- artifact -------------------------------------------------------------------------------
+    def check(self, adapter: ModelAdapter) -> None:
+        """Refuse, in one line, settings no class of this model can be computed with (a chain of fewer
+        than two layers, tau above a layer's channels); the ingest planner calls it before any work."""
+        chain = list(adapter.layers)
+        if len(chain) < 2:
+            raise UserError("the layer chain needs at least two layers (a lower layer and the class-logit "
+                            "layer); pass more layers")
+        for lower in chain[:-1]:
+            channels = adapter.channels(lower)
+            if self.config.tau > channels:
+                raise UserError(f"tau {self.config.tau} exceeds the {channels} channels of layer {lower!r}; "
+                                "lower --tau or start the chain at a wider layer")
+
     def identity(self, adapter: ModelAdapter, target: int, data_fingerprint: str) -> dict[str, Any]:
         """The manifest fields that make a circuit's run key (`neurflow_kb.artifact.circuit_key`): what
         `fit` would record for this adapter, class and data, known before any work."""

@@ -185,6 +185,28 @@ def helper_calls(circuits) -> dict:
     }
 
 
+#: Run properties that record when and how fast a run was made, not what it is.
+VOLATILE = {"Run": ("timings", "written_at")}
+
+
+def kb_tables(store) -> dict[str, pd.DataFrame]:
+    """Every node and relationship of a knowledge base (`export`), one sorted frame per label and
+    relationship type, without the volatile Run properties: two stores holding the same runs compare
+    equal with `frames_equal`."""
+    from neurflow_kb.store.graph import GraphRows
+
+    parts = list(store.export())
+    rows = GraphRows.concat([p.rows for p in parts]) if parts else GraphRows()
+    out: dict[str, pd.DataFrame] = {}
+    for label, df in rows.nodes.items():
+        df = df.drop(columns=[c for c in VOLATILE.get(label, ()) if c in df.columns])
+        out[label] = df.sort_values("key").reset_index(drop=True)
+    for (rtype, src, dst), df in rows.rels.items():
+        cols = ["src", "dst", *sorted(c for c in df.columns if c not in ("src", "dst"))]
+        key = [c for c in cols if df[c].map(lambda v: isinstance(v, str | int | float | bool)).all()]
+        out[f"{rtype}:{src}->{dst}"] = df[cols].sort_values(key).reset_index(drop=True)
+    return out
+
 
 class KBHelpers:
     """Helpers handed to tests through the `kbh` fixture (test modules are not importable packages)."""
@@ -198,6 +220,7 @@ class KBHelpers:
     frames_equal = staticmethod(frames_equal)
     add_labels = staticmethod(add_labels)
     helper_calls = staticmethod(helper_calls)
+    kb_tables = staticmethod(kb_tables)
     cli_path = CLI
 
 
