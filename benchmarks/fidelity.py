@@ -628,7 +628,17 @@ def write_report(results: dict[str, dict[str, Any]], lines: dict[str, dict[str, 
     parts += ["", "## Closing note", ""]
     for name, line in lines.items():
         parts.append(closing_note(name, line))
-    out.write_text("\n".join(parts) + "\n")
+    kept = _comparison_section(out)
+    out.write_text("\n".join(parts) + "\n" + (f"\n{kept}\n" if kept else ""))
+
+
+def _comparison_section(doc: Path) -> str:
+    """The section benchmarks/comparison.py wrote into `doc` (between its markers), kept on rewrites."""
+    begin, end = "<!-- comparison:begin", "<!-- comparison:end -->"
+    text = doc.read_text() if doc.is_file() else ""
+    if begin not in text or end not in text:
+        return ""
+    return begin + text.split(begin, 1)[1].split(end, 1)[0] + end
 
 
 def world_section() -> list[str]:

@@ -100,6 +100,14 @@ def bench(store, circuits: list[Circuit], repeats: int, seed: int) -> dict:
     return row
 
 
+def wipe(st: Neo4jStore) -> None:
+    """Delete every relationship and node of the Neo4j database, in batches (transaction memory)."""
+    for q in ("MATCH ()-[e]->() WITH e LIMIT 20000 DELETE e RETURN count(*) AS n",
+              "MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS n"):
+        while int(st.run_query(q, write=True)["n"][0]):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--classes", type=int, default=1000, help="class circuits to write (default 1000)")
@@ -146,10 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{st.describe()} holds {n} nodes; pass --wipe to empty it for the benchmark",
                           file=sys.stderr)
                     return 2
-                for q in ("MATCH ()-[e]->() WITH e LIMIT 20000 DELETE e RETURN count(*) AS n",
-                          "MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS n"):
-                    while n and int(st.run_query(q, write=True)["n"][0]):
-                        pass
+                if n:
+                    wipe(st)
                 row = bench(st, circuits, args.repeats, args.seed)
         else:
             print(f"unknown store {kind!r}; use ladybug or neo4j", file=sys.stderr)

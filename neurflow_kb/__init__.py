@@ -37,6 +37,9 @@ _EXPORTS = {
     "IngestResult": "neurflow_kb.pipeline",
     "Recipe": "neurflow_kb.pipeline",
     "load_recipe": "neurflow_kb.pipeline",
+    "plan_ingest": "neurflow_kb.pipeline",
+    "ingest_plan": "neurflow_kb.pipeline",
+    "RayOptions": "neurflow_kb.cluster",
     "select_images": "neurflow_kb.data",
 }
 

@@ -13,15 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .shares import SHARE_COLUMNS, compute_shares, has_shares
 
 #: Version 2: weights identified by content, preprocessing in the manifest and the key, a folder marker.
 FORMAT_VERSION = 2
 
 # Config fields that change how a circuit is computed but not what it is; left out of `Circuit.key`.
-EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32")
+EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32", "share_forward", "channels_last")
 
 # Tables an artifact may lack on disk (written by later steps such as labelling).
 OPTIONAL_TABLES = ("labels", "group_embeddings")
@@ -45,15 +47,20 @@ TABLES: dict[str, dict[str, str]] = {
         "depth": "int64", "layer": "object", "neuron": "int64", "subconcept": "int64",
         "lower_layer": "object", "lower_neuron": "int64", "weight": "float64", "raw": "float64",
     },
-    # neuron groups per layer; influence = summed path weight to the class (dynamic programming)
+    # neuron groups per layer; influence = summed path weight to the class (dynamic programming);
+    # share / abs_share = the class's attribution flowing through the group (`neurflow_kb.shares`;
+    # abs_share sums to 1 per layer)
     "groups": {
         "depth": "int64", "layer": "object", "group": "int64", "size": "int64", "n_neurons": "int64",
         "silhouette": "float64", "influence": "float64", "abs_influence": "float64",
+        "share": "float64", "abs_share": "float64",
     },
-    # group-to-group weights, lower group -> upper group (signed sum and sum of absolute values)
+    # group-to-group weights, lower group -> upper group (signed sum and sum of absolute values); share /
+    # abs_share = the part of the class's share the edge passes down (they sum to 1 per transition)
     "group_edges": {
         "depth": "int64", "layer": "object", "group": "int64", "lower_layer": "object",
         "lower_group": "int64", "weight": "float64", "abs_weight": "float64",
+        "share": "float64", "abs_share": "float64",
     },
     # top-k exemplar crops of each node; representative = among the crops shown to people
     "exemplars": {
@@ -125,6 +132,13 @@ class Circuit:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        groups, edges = self.tables.get("groups"), self.tables.get("group_edges")
+        if groups is not None and len(groups.columns) and not has_shares(groups):
+            # shares are derived from groups and group edges: tables made before they existed (older
+            # artifacts, hand-built tables) get them here, by the same rule the engine applies
+            edges = edges if edges is not None and len(edges.columns) else empty_table("group_edges").drop(
+                columns=["share", "abs_share"])
+            self.tables["groups"], self.tables["group_edges"] = compute_shares(groups, edges)
         for name in TABLES:
             df = self.tables.get(name)
             self.tables[name] = empty_table(name) if df is None else _conform(name, df)
@@ -152,13 +166,12 @@ class Circuit:
 
     # -- views ----------------------------------------------------------------------------------
     def strongest_groups(self, per_layer: int = 3) -> pd.DataFrame:
-        """Top groups of every layer by absolute influence on the class, top layer first."""
-        g = self.tables["groups"].copy()
+        """Top groups of every layer by their share of the class (`abs_share`), top layer first."""
+        g = self.tables["groups"]
         if g.empty:
-            return g
-        g["_abs"] = g["influence"].abs()
-        g = g.sort_values(["depth", "_abs", "group"], ascending=[False, False, True])
-        return g.groupby("depth", sort=False).head(per_layer).drop(columns="_abs").reset_index(drop=True)
+            return g.copy()
+        g = g.sort_values(["depth", "abs_share", "group"], ascending=[False, False, True])
+        return g.groupby("depth", sort=False).head(per_layer).reset_index(drop=True)
 
     def group_members(self, depth: int, group: int) -> pd.DataFrame:
         """Nodes (neuron, sub-concept) of one group."""
@@ -220,10 +233,14 @@ class Circuit:
                 continue
             if not p.is_file():
                 raise UserError(f"{d} is missing {p.name}; the artifact is incomplete, re-create it")
+            if name in ("groups", "group_edges") and not _has_share_columns(p):
+                # written before shares existed: they are derived, so they are computed below
+                columns = {c: t for c, t in columns.items() if c not in SHARE_COLUMNS}
             tables[name] = read_table(p, name, columns)
         for name in OPTIONAL_TABLES:
             tables.setdefault(name, empty_table(name))
         validate_circuit(manifest, tables, str(d))
+        _check_shares(tables, d)
         circuit = cls(manifest=manifest, tables=tables)
         check_key({"key": saved_key}, circuit.key, str(mpath))
         return circuit
@@ -247,6 +264,32 @@ class Circuit:
                 elif not a[c].equals(b[c]):
                     return False
         return True
+
+
+def _has_share_columns(path: Path) -> bool:
+    try:
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+    except Exception:  # noqa: BLE001  (read_table reports an unreadable file in one line)
+        return True
+    return all(c in names for c in SHARE_COLUMNS)
+
+
+def _check_shares(tables: dict[str, pd.DataFrame], folder: Path) -> None:
+    """Fill in the shares of groups and group edges, derived from their weights (`neurflow_kb.shares`);
+    stored shares must be the ones the rule gives (1e-9), else the artifact was altered."""
+    groups, edges = tables["groups"], tables["group_edges"]
+    base_g = groups.drop(columns=[c for c in SHARE_COLUMNS if c in groups.columns])
+    base_e = edges.drop(columns=[c for c in SHARE_COLUMNS if c in edges.columns])
+    want_g, want_e = compute_shares(base_g, base_e)
+    for name, have, want in (("groups", groups, want_g), ("group_edges", edges, want_e)):
+        for c in SHARE_COLUMNS:
+            if c in have.columns and not np.allclose(have[c].to_numpy(float), want[c].to_numpy(float),
+                                                      rtol=0.0, atol=1e-9, equal_nan=False):
+                raise UserError(f"{folder}/{name}.parquet: column '{c}' does not follow from the group "
+                                "weights (docs/decisions.md, influence as a share); re-create the artifact")
+    tables["groups"], tables["group_edges"] = want_g, want_e
 
 
 def _norm(x: Any) -> Any:

@@ -33,6 +33,10 @@ class NeurFlowConfig:
     ``strategy`` picks how Integrated Gradients is evaluated: ``batched`` (exact, all nodes of a layer in
     shared batches), ``per_neuron`` (one call per node, the reference and benchmark baseline) or ``fast``
     (fewest Gauss-Legendre steps whose completeness error stays under ``fast_tolerance``).
+
+    ``dtype`` (bf16/fp16 autocast), ``allow_tf32`` and the ``fast`` strategy trade exactness for speed.
+    With ``certify=True`` they keep the core sets of exact float32 at ``ig_steps`` steps: every node whose
+    core set the approximation could have changed is recomputed exactly (`neurflow_kb.engine.certify`).
     """
 
     tau: int = 16
@@ -53,8 +57,15 @@ class NeurFlowConfig:
     fast_tolerance: float = 0.01
     fast_steps: tuple[int, ...] = (8, 16, 24, 32, 50)
     device: str = "cpu"
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     allow_tf32: bool = False
+    certify: bool = False            # exact core sets from reduced precision / steps (engine.certify)
+    certify_safety: float = 4.0      # error bound = safety x the worst error/scale ratio of the probe
+    certify_probe: float = 0.05      # share of a layer's nodes computed exactly to calibrate the bound ...
+    certify_min_probe: int = 3       # ... and at least this many
+    certify_order: bool = False      # also certify the order inside core sets (forced by error_range)
+    share_forward: bool = True       # rows of one exemplar share each (exemplar, step) forward
+    channels_last: bool = False      # NHWC weights and maps during the fit
     batch_size: int = 64
     ig_batch_size: int = 256
     seed: int = 0
@@ -91,8 +102,11 @@ class NeurFlowConfig:
              f"class_filter must be 'predicted', 'true' or 'all' (got {self.class_filter!r})"),
             (self.strategy in ("batched", "per_neuron", "fast"),
              f"strategy must be 'batched', 'per_neuron' or 'fast' (got {self.strategy!r})"),
-            (self.dtype in ("float32", "bfloat16"),
-             f"dtype must be float32 or bfloat16 (got {self.dtype!r})"),
+            (self.dtype in ("float32", "bfloat16", "float16"),
+             f"dtype must be float32, bfloat16 or float16 (got {self.dtype!r})"),
+            (self.certify_safety >= 1, f"certify_safety must be >= 1 (got {self.certify_safety})"),
+            (0 <= self.certify_probe <= 1, f"certify_probe must lie in [0, 1] (got {self.certify_probe})"),
+            (self.certify_min_probe >= 1, f"certify_min_probe must be >= 1 (got {self.certify_min_probe})"),
             (self.max_subconcepts >= 2, f"max_subconcepts must be >= 2 (got {self.max_subconcepts})"),
             (self.batch_size >= 1 and self.ig_batch_size >= 1, "batch sizes must be >= 1"),
             (self.max_nodes_per_layer is None or self.max_nodes_per_layer >= 1,

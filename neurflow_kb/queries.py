@@ -54,7 +54,12 @@ def _model_keys(store: BaseStore, model: str | None) -> list[str]:
                         "`neurflow-kb load`")
     if model is None:
         return df["model"].tolist()
+    def norm(text: object) -> str:       # registry names: 'world-plain' and 'world_plain' are one model
+        return str(text).strip().lower().replace("-", "_")
+
     hit = df[(df["model"] == model) | (df["name"] == model)]
+    if hit.empty:
+        hit = df[df["name"].map(norm) == norm(model)]
     if hit.empty:
         raise UserError(f"unknown model {model!r}; the knowledge base has {', '.join(df['model'])} "
                         "(see `neurflow-kb query models`)")
@@ -96,18 +101,21 @@ def _resolve(store: BaseStore, cls: ClassLike, model: str | None) -> list[str]:
 
 def drivers(store: StoreLike, cls: ClassLike, model: str | None = None, layer: str | None = None,
             limit: int = 20) -> pd.DataFrame:
-    """Groups driving class `cls`, ranked by their stored influence on it (optionally one `layer`)."""
+    """Groups driving class `cls`, ranked by their share of it (`abs_share`; the shares of a layer sum to
+    1), with the signed `share` and the paper's summed `influence` beside it (optionally one `layer`)."""
     with _opened(store) as st:
         keys = _resolve(st, cls, model)
         return run_named(st, "drivers", classes=keys, layer=layer or "", limit=int(limit))
 
 
 def circuit(store: StoreLike, cls: ClassLike, model: str | None = None,
-            min_weight: float = 0.0) -> pd.DataFrame:
-    """The group circuit of class `cls`: DRIVES edges of its run(s) with |weight| >= `min_weight`."""
+            min_weight: float = 0.0, min_share: float = 0.0) -> pd.DataFrame:
+    """The group circuit of class `cls`: DRIVES edges of its run(s) with |weight| >= `min_weight` and
+    abs_share (the part of the class's share the edge passes down) >= `min_share`, strongest first."""
     with _opened(store) as st:
         keys = _resolve(st, cls, model)
-        return run_named(st, "circuit", classes=keys, min_weight=float(min_weight))
+        return run_named(st, "circuit", classes=keys, min_weight=float(min_weight),
+                         min_share=float(min_share))
 
 
 @dataclass
@@ -145,10 +153,13 @@ def concept(store: StoreLike, text: str, model: str | None = None) -> pd.DataFra
 
 def shared(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike, model: str | None = None,
            by: str = "neuron") -> pd.DataFrame:
-    """Neurons in groups of both classes' runs with the group pairs sharing them (`by='neuron'`), or one
-    row per pair of groups with the number and list of shared neurons (`by='pair'`)."""
-    if by not in ("neuron", "pair"):
-        raise UserError(f"by must be 'neuron' or 'pair' (got {by!r})")
+    """Neurons in groups of both classes' runs with the group pairs sharing them (`by='neuron'`), one
+    row per pair of groups with the number and list of shared neurons (`by='pair'`), or the circuit
+    similarity of the two classes with its per-layer parts (`by='layer'`, see `similarity`)."""
+    if by not in ("neuron", "pair", "layer"):
+        raise UserError(f"by must be 'neuron', 'pair' or 'layer' (got {by!r})")
+    if by == "layer":
+        return similarity(store, cls_a, cls_b, model=model)
     with _opened(store) as st:
         models = _model_keys(st, model)
         df = run_named(st, "shared", classes_a=_class_keys(st, cls_a, models),
@@ -157,10 +168,156 @@ def shared(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike, model: str | No
         return df
     pairs = df.groupby(["group_a", "group_b"], sort=False).agg(
         layer=("layer", "first"), depth=("depth", "first"), shared=("neuron", "size"),
-        neurons=("neuron", lambda s: sorted(int(x) for x in s)), influence_a=("influence_a", "first"),
+        neurons=("neuron", lambda s: sorted(int(x) for x in s)), share_a=("share_a", "first"),
+        share_b=("share_b", "first"), influence_a=("influence_a", "first"),
         influence_b=("influence_b", "first")).reset_index()
     return pairs.sort_values(["shared", "depth", "group_a", "group_b"],
                              ascending=[False, False, True, True]).reset_index(drop=True)
+
+
+def _runs_of(store: BaseStore, cls: ClassLike, models: list[str]) -> pd.DataFrame:
+    """Complete runs of class `cls` in `models` (run, model, class, class_name); an error when none."""
+    keys = _class_keys(store, cls, models)
+    df = run_named(store, "runs", models=models, classes=keys)
+    if df.empty:
+        where = models[0] if len(models) == 1 else f"{len(models)} models"
+        raise UserError(f"class {cls!r} has no complete circuit in {where}; compute it with "
+                        "`neurflow-kb ingest` or `neurflow-kb load`")
+    return df
+
+
+SIMILARITY_COLUMNS = ["model", "run_a", "run_b", "layer", "depth", "overlap", "neurons_a", "neurons_b",
+                      "shared"]
+
+
+def similarity(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike,
+               model: str | None = None) -> pd.DataFrame:
+    """Circuit similarity of two classes of one model, per layer: the share both circuits route through
+    the same neurons (`overlap`, see `neurflow_kb.compare`), with a last row `layer='(mean)'` holding the
+    similarity itself (the mean over the layers below the class). One block per pair of their runs."""
+    from .compare import layer_overlaps, neuron_masses, similarity_score
+
+    with _opened(store) as st:
+        models = _model_keys(st, model)
+        ra, rb = _runs_of(st, cls_a, models), _runs_of(st, cls_b, models)
+        members = run_named(st, "similar_members", runs=sorted(set(ra["run"]) | set(rb["run"])))
+    masses = neuron_masses(members)
+    frames = []
+    for a in ra.itertuples(index=False):
+        for b in rb.itertuples(index=False):
+            if a.model != b.model or a.run == b.run:
+                continue
+            parts = layer_overlaps(masses, a.run, b.run)
+            mean = {"layer": "(mean)", "depth": None, "overlap": similarity_score(parts),
+                    "neurons_a": int(parts["neurons_a"].sum()), "neurons_b": int(parts["neurons_b"].sum()),
+                    "shared": int(parts["shared"].sum())}
+            block = pd.concat([parts, pd.DataFrame([mean])], ignore_index=True)
+            block.insert(0, "run_b", b.run)
+            block.insert(0, "run_a", a.run)
+            block.insert(0, "model", a.model)
+            frames.append(block)
+    if not frames:
+        raise UserError(f"classes {cls_a!r} and {cls_b!r} have no runs of one model to compare; pass --model")
+    return pd.concat(frames, ignore_index=True)[SIMILARITY_COLUMNS]
+
+
+def similar(store: StoreLike, cls: ClassLike, model: str | None = None, top: int = 10) -> pd.DataFrame:
+    """The classes of the same model whose circuits route the most share through the same neurons as
+    class `cls` does: `similarity` (mean over layers of the per-layer overlap) and one column per layer."""
+    from .compare import MEMBER_COLUMNS, neuron_masses, ranked_similar
+
+    if int(top) < 1:
+        raise UserError(f"top must be >= 1 (got {top})")
+    with _opened(store) as st:
+        models = _model_keys(st, model)
+        own = _runs_of(st, cls, models)
+        members = run_named(st, "similar_members", runs=own["run"].tolist())
+        neurons = sorted({f"{m}/{lay}/{n}" for m, lay, n in zip(
+            own.set_index("run").loc[members["run"], "model"], members["layer"], members["neuron"],
+            strict=True)})
+        others = run_named(st, "similar_candidates", neurons=neurons, runs=own["run"].tolist(),
+                           models=sorted(set(own["model"])))
+    frames = []
+    for r in own.to_dict("records"):
+        cand = others[(others["model"] == r["model"]) & (others["class"] != r["class"])]
+        rows = pd.concat([members[members["run"] == r["run"]][MEMBER_COLUMNS], cand[MEMBER_COLUMNS]],
+                         ignore_index=True)
+        info = cand[["run", "model", "class", "class_name"]].drop_duplicates("run")
+        ranked = ranked_similar(neuron_masses(rows), r["run"], info).head(int(top))
+        ranked.insert(0, "of_run", r["run"])
+        frames.append(ranked)
+    return pd.concat(frames, ignore_index=True)
+
+
+COMPARE_FRAMES = ("runs", "concepts", "groups")
+
+
+def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: str | None = None,
+            min_share: float = 0.0, ranks: int = 5) -> dict[str, pd.DataFrame]:
+    """Class `cls` in two models (labelled with one CLIP encoder): `concepts` used by both, by A only and
+    by B only, and `groups` paired across the models by RESEMBLES (embedding cosine), then the groups of
+    either that resemble nothing in the other; `runs` names A and B.
+
+    A concept's share in a run: each group's share of the class (abs_share) split among its labels of rank
+    <= `ranks` in proportion to their scores, summed over the groups, over the run's layers (a run's
+    concepts add up to 1); its depth: the share-weighted relative depth of those groups (0 = input side,
+    1 = the class). A concept is used when its share exceeds `min_share`."""
+    from .compare import compare_concepts, compare_groups
+
+    names = [m.strip() for m in models if m and m.strip()]
+    if len(names) != 2:
+        raise UserError(f"compare needs two models, e.g. --models world,world-plain (got {list(models)!r})")
+    if int(ranks) < 1:
+        raise UserError(f"ranks must be >= 1 (got {ranks})")
+    with _opened(store) as st:
+        picked = []
+        for name in names:
+            runs = _runs_of(st, cls, _model_keys(st, name))
+            if len(runs) > 1:
+                listed = ", ".join(runs["run"])
+                raise UserError(f"class {cls!r} has {len(runs)} runs in {name} ({listed}); keep one per "
+                                "model")
+            picked.append(runs.iloc[0])
+        if picked[0]["model"] == picked[1]["model"]:
+            raise UserError(f"{names[0]} and {names[1]} are the same model; compare two different models "
+                            "(for two classes of one model use `query similar` or `query shared`)")
+        run_keys = [str(p["run"]) for p in picked]
+        encs = run_named(st, "label_encoders", runs=run_keys)
+        common = sorted(set(encs[encs["run"] == run_keys[0]]["encoder"]) &
+                        set(encs[encs["run"] == run_keys[1]]["encoder"]))
+        if encoder is None:
+            if not common:
+                raise UserError("compare needs both runs labelled with the same CLIP encoder; label them "
+                                "with `neurflow-kb label` (one --clip-* choice for both)")
+            if len(common) > 1:
+                raise UserError(f"both runs are labelled by several encoders ({', '.join(common)}); pick one "
+                                "with --encoder")
+            encoder = common[0]
+        elif encoder not in common:
+            raise UserError(f"the runs are not both labelled by {encoder!r} (common: "
+                            f"{', '.join(common) or 'none'})")
+        labels = run_named(st, "compare_groups", runs=run_keys, encoder=encoder, ranks=int(ranks))
+        links = run_named(st, "compare_links", runs=run_keys)
+    links = links[links["encoder"] == encoder]
+    labels["rel_depth"] = labels["depth"] / labels["top_depth"].where(labels["top_depth"] > 0, 1)
+    # a concept once per group (several vocabularies may give it): its best score
+    labels = labels.sort_values(["group_key", "score", "rank"], ascending=[True, False, True],
+                                na_position="last").drop_duplicates(["group_key", "concept"])
+    # per group, its best label names it in the group table
+    groups = labels.drop_duplicates("group_key").sort_values(["run", "depth", "group_index"])
+    label_a, label_b = (str(p["model"]).split("@")[0] for p in picked)
+    if label_a == label_b:
+        label_a, label_b = str(picked[0]["model"]), str(picked[1]["model"])
+    runs_df = pd.DataFrame({"side": ["A", "B"], "model": [str(p["model"]) for p in picked],
+                            "name": [label_a, label_b], "run": run_keys,
+                            "class": [int(p["class"]) for p in picked],
+                            "class_name": [p["class_name"] for p in picked], "encoder": encoder})
+    concepts = compare_concepts(labels[labels["run"] == run_keys[0]], labels[labels["run"] == run_keys[1]],
+                                label_a, label_b, min_share=float(min_share))
+    pairs = compare_groups(groups[groups["run"] == run_keys[0]].reset_index(drop=True),
+                           groups[groups["run"] == run_keys[1]].reset_index(drop=True), links, label_a,
+                           label_b)
+    return {"runs": runs_df, "concepts": concepts, "groups": pairs}
 
 
 def path(store: StoreLike, group_key: str, max_steps: int = 64) -> pd.DataFrame:
@@ -199,7 +356,7 @@ class TextEncoder(Protocol):
 
 
 SEARCH_COLUMNS = ["group_key", "model", "class", "class_name", "layer", "group_index", "similarity",
-                  "influence", "labels"]
+                  "share", "influence", "labels"]
 
 
 def embedding_encoders(store: StoreLike, model: str | None = None) -> pd.DataFrame:
@@ -287,5 +444,6 @@ def runs(store: StoreLike, model: str | None = None, cls: ClassLike | None = Non
         return run_named(st, "runs", models=mk, classes=keys)
 
 
-__all__ = ["drivers", "circuit", "group", "GroupInfo", "concept", "shared", "path", "models", "classes",
-           "runs", "run_named", "search", "embedding_encoders", "TextEncoder", "images"]
+__all__ = ["drivers", "circuit", "group", "GroupInfo", "concept", "shared", "similarity", "similar",
+           "compare", "path", "models", "classes", "runs", "run_named", "search", "embedding_encoders",
+           "TextEncoder", "images"]

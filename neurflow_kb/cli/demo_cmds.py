@@ -14,6 +14,7 @@ import click
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..shares import percent
 from . import main
 from .engine_cmds import demo_images, print_circuit, resolve_class
 
@@ -28,11 +29,15 @@ def _print_drivers(table: pd.DataFrame, circuits: dict, per_layer: int = 3) -> N
             labels[f"{c.key}/{layer}/{g}"] = text
     shown = table.copy()
     shown["labels"] = shown["group_key"].map(labels).fillna("")
-    shown = shown.sort_values(["depth", "influence"], ascending=[False, False])
+    shown = shown.sort_values(["depth", "abs_share"], ascending=[False, False])
     shown = shown.groupby("depth", sort=False).head(per_layer)
+    click.echo("  share = how much of the class's evidence flows through the group (each layer's groups "
+               "add up to 100%);")
+    click.echo("  net = the same with signs (negative: the group works against the class)")
+    click.echo(f"  {'layer':<7} {'group':>5}  {'share':>6}  {'net':>7}  {'nodes':>5}")
     for r in shown.itertuples():
-        click.echo(f"  {r.layer:<7} group {r.group_index:>2}  influence {r.influence:+8.3f}  "
-                   f"size {r.size:>3}  labels: {r.labels}")
+        click.echo(f"  {r.layer:<7} {r.group_index:>5}  {percent(r.abs_share, signed=False):>6}  "
+                   f"{percent(r.share):>7}  {r.size:>5}  labels: {r.labels}")
 
 
 @main.command()

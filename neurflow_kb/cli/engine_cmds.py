@@ -74,7 +74,9 @@ def compute_circuit(model: str, images: str, cls: str, **kw):
 
 
 def print_circuit(circuit, per_layer: int = 3) -> None:
-    """Each layer's strongest groups (by influence on the class) with their leading member neurons."""
+    """Each layer's strongest groups (by their share of the class) with their leading member neurons."""
+    from ..shares import percent
+
     m = circuit.manifest
     click.echo(f"{m['model']} ({m['weights']}) class {m['target_class']} '{m['class_name']}': "
                f"{m['n_images']} images, {m['n_crops']} crops, {len(circuit.nodes)} nodes, "
@@ -83,8 +85,10 @@ def print_circuit(circuit, per_layer: int = 3) -> None:
     for _, g in circuit.strongest_groups(per_layer).iterrows():
         members = nodes[(nodes.depth == g["depth"]) & (nodes.group == g["group"])]
         lead = members.sort_values("activation", ascending=False)["neuron"].drop_duplicates().head(6)
-        click.echo(f"  {g['layer']:<28} group {int(g['group']):>3}  influence {g['influence']:+.4f}  "
-                   f"size {int(g['size']):>3}  neurons {', '.join(str(int(n)) for n in lead)}")
+        share = percent(g["abs_share"], signed=False)
+        click.echo(f"  {g['layer']:<28} group {int(g['group']):>3}  share {share:>6} "
+                   f"(net {percent(g['share']):>7})  nodes {int(g['size']):>3}  "
+                   f"neurons {', '.join(str(int(n)) for n in lead)}")
 
 
 @main.command()

@@ -7,6 +7,7 @@ NEO4J_DATABASE). Passwords are never printed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -92,8 +93,33 @@ def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
-def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None) -> None:
-    """Print a DataFrame (or named DataFrames) as an aligned table, JSON or CSV."""
+#: Columns holding a share of a class (fractions; tables print them as percentages).
+SIGNED_SHARES = ("share",)
+UNSIGNED_SHARES = ("abs_share", "share_a", "share_b", "group_share", "similarity", "overlap")
+
+
+def as_percent(df: pd.DataFrame, signed: tuple[str, ...] = SIGNED_SHARES,
+               unsigned: tuple[str, ...] = UNSIGNED_SHARES) -> pd.DataFrame:
+    """A copy of `df` for people: share columns as percentages ('+12.3%', '12.3%'), other values kept.
+    JSON and CSV keep the fractions."""
+    from ..shares import percent
+
+    out = df.copy()
+    for c in out.columns:
+        if c in signed or c in unsigned:
+            out[c] = [percent(None if v is None or v != v else float(v), signed=c in signed) for v in out[c]]
+    return out
+
+
+def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None,
+         percent_columns: tuple[str, ...] = ()) -> None:
+    """Print a DataFrame (or named DataFrames) as an aligned table, JSON or CSV; in tables, share columns
+    (and `percent_columns`) read as percentages."""
+    if fmt is None:
+        if isinstance(result, dict):
+            result = {k: as_percent(v, unsigned=UNSIGNED_SHARES + percent_columns) for k, v in result.items()}
+        else:
+            result = as_percent(result, unsigned=UNSIGNED_SHARES + percent_columns)
     frames = result if isinstance(result, dict) else None
     if fmt == "json":
         data: Any = ({k: _jsonable(v) for k, v in frames.items()} if frames is not None
@@ -229,14 +255,13 @@ def _summary(results: list, seconds: float, where: str) -> str:
 @store_options
 def load(artifacts: tuple[str, ...], replace: bool, batch_relationships: int | None, quiet: bool,
          opts: StoreOptions) -> None:
-    """Write saved circuit artifacts (folders from `neurflow-kb circuit --out`) to the knowledge base."""
+    """Write saved circuit artifacts to the knowledge base: artifact folders (from `neurflow-kb circuit
+    --out`) or folders holding them, such as the --artifacts folder of `ingest --no-load` shards. Runs
+    already complete are skipped, so loading again changes nothing."""
     from ..artifact import Circuit
+    from ..pipeline.loader import find_artifacts
 
-    paths = [Path(a) for a in artifacts]
-    for p in paths:
-        if not p.is_dir():
-            raise UserError(f"{p} is not a folder; pass circuit artifact folders (from `neurflow-kb circuit "
-                            "--out`)")
+    paths = find_artifacts(artifacts)
     for p in paths:   # every artifact passes the schema before anything is written (read again below)
         Circuit.load(p)
     t0 = time.perf_counter()
@@ -282,7 +307,10 @@ def _class_arg(text: str) -> int | str:
 @store_options
 def q_drivers(cls: str, model: str | None, layer: str | None, limit: int, fmt: str | None,
               opts: StoreOptions) -> None:
-    """Groups driving CLASS (index or name), ranked by their influence on it."""
+    """Groups driving CLASS (index or name), ranked by their share of it.
+
+    share = the part of the class's attribution that flows through the group (abs_share unsigned; the
+    groups of a layer sum to 100%); influence = the paper's summed path weight, kept beside it."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
@@ -294,14 +322,19 @@ def q_drivers(cls: str, model: str | None, layer: str | None, limit: int, fmt: s
 @click.option("--model", default=None, help="Model name or key.")
 @click.option("--min-weight", default=0.0, show_default=True, type=float,
               help="Keep edges with |weight| >= this.")
+@click.option("--min-share", default=0.0, show_default=True, type=float,
+              help="Keep edges passing at least this part of the class's share down (0.05 = 5%).")
 @output_options
 @store_options
-def q_circuit(cls: str, model: str | None, min_weight: float, fmt: str | None, opts: StoreOptions) -> None:
-    """The group circuit of CLASS: DRIVES edges between its groups and up to the class."""
+def q_circuit(cls: str, model: str | None, min_weight: float, min_share: float, fmt: str | None,
+              opts: StoreOptions) -> None:
+    """The group circuit of CLASS: DRIVES edges between its groups and up to the class, each with the
+    share of the class it passes down (the edges between two layers sum to 100%)."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
-        emit(queries.circuit(store, _class_arg(cls), model=model, min_weight=min_weight), fmt)
+        emit(queries.circuit(store, _class_arg(cls), model=model, min_weight=min_weight,
+                             min_share=min_share), fmt)
 
 
 @query.command("group")
@@ -377,17 +410,80 @@ def q_images(key: str, fmt: str | None, opts: StoreOptions) -> None:
 @click.argument("cls_a", metavar="CLASS_A")
 @click.argument("cls_b", metavar="CLASS_B")
 @click.option("--model", default=None, help="Model name or key.")
-@click.option("--by", type=click.Choice(["neuron", "pair"]), default="neuron", show_default=True,
-              help="One row per shared neuron, or per pair of groups.")
+@click.option("--by", type=click.Choice(["neuron", "pair", "layer"]), default="neuron", show_default=True,
+              help="One row per shared neuron, per pair of groups, or per layer (the similarity's parts).")
 @output_options
 @store_options
 def q_shared(cls_a: str, cls_b: str, model: str | None, by: str, fmt: str | None,
              opts: StoreOptions) -> None:
-    """Neurons and group pairs that the circuits of CLASS_A and CLASS_B share."""
+    """Neurons and group pairs that the circuits of CLASS_A and CLASS_B share, and their circuit
+    similarity: the share both route through the same neurons, per layer and averaged over layers."""
+    from .. import queries
+
+    a, b = _class_arg(cls_a), _class_arg(cls_b)
+    with opts.open(read_only=True) as store:
+        parts = queries.similarity(store, a, b, model=model)
+        df = parts if by == "layer" else queries.shared(store, a, b, model=model, by=by)
+    if fmt is None and by != "layer":
+        for _, block in parts.groupby(["run_a", "run_b"], sort=False):
+            layers = block[block["layer"] != "(mean)"]
+            mean = float(block.loc[block["layer"] == "(mean)", "overlap"].iloc[0])
+            detail = ", ".join(f"{r.layer} {100 * r.overlap:.1f}%" for r in layers.itertuples(index=False))
+            click.echo(f"circuit similarity {cls_a} ~ {cls_b} ({block['model'].iloc[0]}): {100 * mean:.1f}% "
+                       f"of the class's share runs through the same neurons (mean of {detail})")
+    emit(df, fmt)
+
+
+@query.command("similar")
+@click.argument("cls", metavar="CLASS")
+@click.option("--model", default=None, help="Model name or key (default: every model with CLASS).")
+@click.option("--top", default=10, show_default=True, type=int, help="Most similar classes to list.")
+@output_options
+@store_options
+def q_similar(cls: str, model: str | None, top: int, fmt: str | None, opts: StoreOptions) -> None:
+    """Classes whose circuits route the most share through the same neurons as CLASS does.
+
+    similarity = mean over layers of the share both classes route through the same neurons; one column
+    per layer gives that layer's part (docs/decisions.md)."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
-        emit(queries.shared(store, _class_arg(cls_a), _class_arg(cls_b), model=model, by=by), fmt)
+        df = queries.similar(store, _class_arg(cls), model=model, top=top)
+    fixed = ("of_run", "model", "class", "class_name", "run", "similarity")
+    emit(df, fmt, percent_columns=tuple(c for c in df.columns if c not in fixed))
+
+
+@query.command("compare")
+@click.argument("cls", metavar="CLASS")
+@click.option("--models", required=True, metavar="A,B", help="Two models with a circuit of CLASS.")
+@click.option("--encoder", default=None, help="CLIP encoder whose labels count (default: the one both "
+              "runs are labelled with).")
+@click.option("--min-share", default=0.0, show_default=True, type=float,
+              help="A concept counts as used when its share of the run exceeds this (0.02 = 2%).")
+@click.option("--ranks", default=5, show_default=True, type=int,
+              help="Labels of each group that count, best first (1 = only its best label).")
+@output_options
+@store_options
+def q_compare(cls: str, models: str, encoder: str | None, min_share: float, ranks: int, fmt: str | None,
+              opts: StoreOptions) -> None:
+    """What two models use for CLASS: concepts (the labels of their groups) used by both, by A only and
+    by B only, and groups paired across the models by CLIP embedding cosine (RESEMBLES).
+
+    share = the part of the model's evidence for the class carried by the concept (each group's share
+    split among its labels by score); depth = relative depth, 0 = the input side, 1 = the class."""
+    from .. import queries
+
+    with opts.open(read_only=True) as store:
+        out = queries.compare(store, _class_arg(cls), models.split(","), encoder=encoder, min_share=min_share,
+                              ranks=ranks)
+    if fmt is None:
+        for r in out["runs"].to_dict("records"):
+            click.echo(f"{r['side']} = {r['model']} (run {r['run']}), class {r['class']} '{r['class_name']}'")
+        click.echo("share = the part of the model's evidence for the class carried by the concept (each "
+                   "group's share split among its labels by score, averaged over layers; a model's concepts "
+                   "add up to 100%); depth = relative depth, 0 = input side, 1 = the class\n")
+        out = {k: out[k].round({"depth_a": 2, "depth_b": 2, "cosine": 3}) for k in ("concepts", "groups")}
+    emit(out, fmt)
 
 
 @query.command("path")
@@ -551,37 +647,60 @@ _CONFIG_OPTIONS = {"tau": "tau", "top_k": "top_k", "ig_steps": "ig_steps", "stra
               help="Leave out unreadable image files (listed in each circuit's manifest) instead of "
               "stopping.")
 @click.option("--workers", type=int, default=None,
+              help="With --ray: Ray workers, each holding the model (default: as many as the cluster's GPUs, "
+              "or CPUs, fit). Without --ray: processes decoding images in the prediction pass.")
+@click.option("--decode-workers", type=int, default=None,
               help="Processes decoding images in the prediction pass (default: CPU cores - 1; 0: none).")
+@click.option("--ray", "ray_address", default=None, metavar="local|auto|ADDRESS",
+              help="Compute classes on Ray workers: 'local' (a private Ray on this machine), 'auto' (the "
+              "running cluster) or a cluster address; this process loads finished circuits in batches. "
+              "Needs pip install 'neurflow-kb[cluster]'.")
+@click.option("--gpus-per-worker", type=float, default=None,
+              help="GPUs per Ray worker (default: 1 with --device cuda, else 0; 0.5 shares a GPU).")
+@click.option("--cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs per Ray worker.")
+@click.option("--max-retries", type=int, default=3, show_default=True,
+              help="Restarts of a dead Ray worker and retries of the class it was computing.")
+@click.option("--shard", default=None, metavar="I/N",
+              help="Only the I-th of N slices of the classes (round-robin over the sorted classes), for "
+              "Slurm arrays and Kubernetes indexed jobs; shards share the prediction pass through "
+              "--artifacts.")
+@click.option("--no-load", is_flag=True,
+              help="Only save artifacts; load them later with `neurflow-kb load ARTIFACTS`.")
+@click.option("--plan-only", is_flag=True,
+              help="Run the prediction pass and print each class's plan (images, run key, reuse); compute "
+              "nothing.")
 @engine_options
 @clip_options
 @label_method_options
 @store_options
 @click.pass_context
 def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, artifacts: str,
-           replace: bool, do_label: bool, skip_bad_images: bool, workers: int | None, opts: StoreOptions,
-           clip_model: str, clip_pretrained: str, clip_checkpoint: str | None, vocabulary: str, top_n: int,
-           templates: tuple[str, ...], label_method: Any, **kw: Any) -> None:
+           replace: bool, do_label: bool, skip_bad_images: bool, workers: int | None,
+           decode_workers: int | None, ray_address: str | None, gpus_per_worker: float | None,
+           cpus_per_worker: float, max_retries: int, shard: str | None, no_load: bool, plan_only: bool,
+           opts: StoreOptions, clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
+           vocabulary: str, top_n: int, templates: tuple[str, ...], label_method: Any, **kw: Any) -> None:
     """Compute class circuits of a model (a recipe from ingest/ or a built-in model name) and write them
     to the knowledge base; circuits already saved under --artifacts are reused. One prediction pass over
     the images (cached) selects each class's images; --max-images caps the images per class. Classes
-    without images are reported at the end (exit code 3). With --label, groups get CLIP concept labels
-    and embeddings (for `query search`) before they are written."""
-    from ..pipeline import LabelSpec, load_recipe
+    without images, and classes whose computation failed, are reported at the end (exit code 3). With
+    --label, groups get CLIP concept labels and embeddings (for `query search`) before they are written.
+    --ray spreads the classes over Ray workers, --shard I/N over independent jobs (see docs/scaling.md)."""
+    from ..pipeline import LabelSpec, load_recipe, plan_ingest
     from ..pipeline import ingest as run_ingest
     from .engine_cmds import parse_layers
 
-    if workers is not None and workers < 0:
-        raise UserError(f"--workers must be >= 0 (got {workers})")
-    labels = None
-    if do_label:
-        from ..labels import load_vocabulary
-
-        templates = check_templates(templates)
-        labels = LabelSpec(open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, kw["device"]),
-                           load_vocabulary(vocabulary), top_n=top_n, templates=templates,
-                           method=label_method)
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    if shard is not None and ray_address is not None:
+        raise UserError("--shard splits the classes over separate jobs and --ray over one Ray cluster; use "
+                        "one of them")
+    ray_opts = _ray_options(ray_address, given, workers, gpus_per_worker, cpus_per_worker, max_retries)
+    decode = decode_workers if decode_workers is not None else (None if ray_opts else workers)
+    if decode is not None and decode < 0:
+        raise UserError(f"--{'decode-' if decode_workers is not None else ''}workers must be >= 0 "
+                        f"(got {decode})")
     rec = load_recipe(recipe)
-    given = {name for name in kw if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     if "weights" in given:
         rec.weights = kw["weights"]
     if "layers" in given:
@@ -596,18 +715,34 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
     def report(r: Any) -> None:
         tqdm.write(r.line(), file=sys.stdout)
 
-    with opts.open() as store:
+    if plan_only:
+        plan = plan_ingest(rec, classes, images, config=config, artifacts=artifacts, max_images=max_images,
+                           replace=replace, skip_bad_images=skip_bad_images, workers=decode,
+                           progress=not quiet, shard=shard)
+        _print_plan(plan)
+        return
+    labels = None
+    if do_label:
+        from ..labels import load_vocabulary
+
+        templates = check_templates(templates)
+        labels = LabelSpec(open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, kw["device"]),
+                           load_vocabulary(vocabulary), top_n=top_n, templates=templates,
+                           method=label_method)
+    with contextlib.nullcontext(None) if no_load else opts.open() as store:
         result = run_ingest(rec, classes, images, store, config, artifacts=artifacts, max_images=max_images,
-                            replace=replace, labels=labels, skip_bad_images=skip_bad_images, workers=workers,
-                            progress=not quiet, on_class=report)
-        done = [r for r in result.classes if r.status != "no_images"]
-        click.echo(_summary(done, result.seconds, store.describe()) if done else
-                   f"no class written to {store.describe()}")
+                            replace=replace, labels=labels, skip_bad_images=skip_bad_images, workers=decode,
+                            progress=not quiet, on_class=report, ray=ray_opts, shard=shard)
+        done = [r for r in result.classes if r.status not in ("no_images", "failed")]
+        where = store.describe() if store is not None else \
+            f"artifacts only (load them with `neurflow-kb load {artifacts}`)"
+        click.echo(_summary(done, result.seconds, where) if done else f"no class written to {where}")
+    _print_run(result.run)
     click.echo(f"prediction pass: {result.predicted} of {result.images} images predicted now "
                f"({result.images - result.predicted - len(result.bad_images)} from the cache) in "
                f"{result.prediction_seconds:.1f}s" + (f"; {len(result.bad_images)} unreadable files skipped"
                                                        if result.bad_images else ""))
-    if done:
+    if done and not no_load:
         click.echo(f"model {result.model}: try `neurflow-kb query drivers {done[0].cls} "
                    f"--model {result.model.split('@')[0]}`")
     if result.skipped:
@@ -615,4 +750,57 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
         more = f" and {len(result.skipped) - 10} more" if len(result.skipped) > 10 else ""
         click.echo(f"Warning: {len(result.skipped)} classes skipped, no images selected: {shown}{more}; "
                    f"give images of those classes or another --filter", err=True)
+    if result.failed:
+        shown = ", ".join(f"{r.cls} ({r.name})" for r in result.failed[:10])
+        more = f" and {len(result.failed) - 10} more" if len(result.failed) > 10 else ""
+        click.echo(f"Warning: {len(result.failed)} classes failed: {shown}{more}; see their lines above, fix "
+                   "the cause and run the same command again (finished classes are reused)", err=True)
+    if result.skipped or result.failed:
         sys.exit(3)
+
+
+def _ray_options(address: str | None, given: set[str], workers: int | None, gpus: float | None,
+                 cpus: float, retries: int) -> Any:
+    """`RayOptions` from the command line (Ray's presence checked first), or None without --ray."""
+    if address is None:
+        ray_only = sorted(given & {"gpus_per_worker", "cpus_per_worker", "max_retries"})
+        if ray_only:
+            raise UserError(f"--{ray_only[0].replace('_', '-')} only applies with --ray")
+        return None
+    from ..cluster import RayOptions
+    from ..pipeline.run import ray_options
+
+    return ray_options(RayOptions(address=address, workers=workers, gpus_per_worker=gpus,
+                                  cpus_per_worker=cpus, max_retries=retries))
+
+
+def _print_plan(plan: Any) -> None:
+    """`ingest --plan-only`: one line per class, then what an ingest would do."""
+    for job in plan.jobs:
+        click.echo(f"planned class {job.cls} ({job.name}): run {job.key}, {len(job.positions)} images"
+                   f"{' (saved circuit reused)' if job.reuse else ''}")
+    for r in plan.missing:
+        click.echo(r.line())
+    reused = sum(j.reuse for j in plan.jobs)
+    preds = plan.predictions
+    click.echo(f"plan: {len(plan.jobs) - reused} classes to compute, {reused} reused, {len(plan.missing)} "
+               f"without images; prediction pass: {preds.forwarded} of {len(preds)} images predicted now, "
+               f"cached in {preds.cache_file}")
+
+
+def _print_run(run: dict[str, Any]) -> None:
+    """How the classes were computed (Ray workers, start-up) and the loader's rate."""
+    parts = []
+    if run.get("mode") == "ray":
+        if run.get("workers"):
+            parts.append(f"Ray at {run['address']}: {run['workers']} workers, started in "
+                         f"{run.get('startup_seconds', 0.0):.1f}s + {run.get('ready_seconds', 0.0):.1f}s "
+                         f"for the models, {run.get('replaced_workers', 0)} replaced")
+        else:
+            parts.append("Ray not started: every class was reused")
+    if run.get("loader_classes"):
+        rate = run["loader_classes"] / run["loader_seconds"] if run.get("loader_seconds") else 0.0
+        parts.append(f"loader: {run['loader_classes']} classes in {run['loader_seconds']:.1f}s of reading "
+                     f"and writing ({rate:.2f} classes/s, {run['loader_batches']} batches)")
+    if parts:
+        click.echo("; ".join(parts))

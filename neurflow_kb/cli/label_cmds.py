@@ -112,17 +112,50 @@ def _view_from(artifact: str | None, cls: str | None, model: str | None, run: st
 @click.option("--run", default=None, help="A run key instead of --class.")
 @click.option("--artifact", default=None, type=click.Path(file_okay=False),
               help="Read a circuit artifact folder instead of the knowledge base.")
+@click.option("--compare-class", default=None, help="Show this class of the same model beside it.")
+@click.option("--compare-model", default=None, help="Show the same class of this model beside it.")
+@click.option("--compare-run", default=None, help="Show this run beside it.")
+@click.option("--compare-artifact", default=None, type=click.Path(file_okay=False),
+              help="Show this circuit artifact beside --artifact.")
 @click.option("-o", "--out", default="circuit.html", show_default=True, help="HTML file to write.")
 @store_options
-def view(cls: str | None, model: str | None, run: str | None, artifact: str | None, out: str,
+def view(cls: str | None, model: str | None, run: str | None, artifact: str | None, compare_class: str | None,
+         compare_model: str | None, compare_run: str | None, compare_artifact: str | None, out: str,
          opts: StoreOptions) -> None:
     """Write a self-contained HTML view of a class circuit (opens offline in any browser): layers, groups
-    with exemplar thumbnails and labels, weighted edges; click a group for its details."""
+    ranked and sized by their share of the class, exemplar thumbnails and labels, edges as wide as the
+    share they pass; click a group for its details. With --compare-*, two circuits side by side (two
+    classes of one model, or one class of two models), matched groups linked and highlighted."""
     from ..viewer import write_html
 
+    if compare_artifact or compare_class or compare_model or compare_run:
+        v = _compare_from(artifact, cls, model, run, compare_artifact, compare_class, compare_model,
+                          compare_run, opts)
+        path = write_html(v, out)
+        click.echo(f"wrote {path} ({len(v.a.groups)} + {len(v.b.groups)} groups, {len(v.links)} matched "
+                   f"pairs by {v.link_kind}) - {v.title}")
+        return
     v = _view_from(artifact, cls, model, run, opts)
     path = write_html(v, out)
     click.echo(f"wrote {path} ({len(v.groups)} groups, {len(v.edges)} edges) - {v.title}")
+
+
+def _compare_from(artifact: str | None, cls: str | None, model: str | None, run: str | None,
+                  compare_artifact: str | None, compare_class: str | None, compare_model: str | None,
+                  compare_run: str | None, opts: StoreOptions):
+    """A `CompareView` of two artifacts, or of two runs of the knowledge base."""
+    if artifact or compare_artifact:
+        if not (artifact and compare_artifact):
+            raise UserError("--compare-artifact needs --artifact (two artifact folders side by side)")
+        from ..artifact import Circuit
+        from ..viewer import compare_artifacts
+
+        return compare_artifacts(Circuit.load(artifact), Circuit.load(compare_artifact))
+    from ..viewer.store_view import compare_store_view
+
+    with opts.open(read_only=True) as st:
+        return compare_store_view(st, cls=cls, model=model, run=run, other_cls=compare_class,
+                                  other_model=compare_model, other_run=compare_run)
 
 
 @main.command()

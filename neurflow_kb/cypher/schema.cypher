@@ -19,6 +19,7 @@ CREATE INDEX run_model_class IF NOT EXISTS FOR (n:Run) ON (n.model, n.target_cla
 CREATE INDEX group_run IF NOT EXISTS FOR (n:NeuronGroup) ON (n.run);
 CREATE INDEX group_layer IF NOT EXISTS FOR (n:NeuronGroup) ON (n.layer);
 CREATE INDEX group_influence IF NOT EXISTS FOR (n:NeuronGroup) ON (n.influence);
+CREATE INDEX group_abs_share IF NOT EXISTS FOR (n:NeuronGroup) ON (n.abs_share);
 CREATE INDEX concept_text IF NOT EXISTS FOR (n:Concept) ON (n.text);
 CREATE INDEX influences_run IF NOT EXISTS FOR ()-[r:INFLUENCES]-() ON (r.run);
 CREATE INDEX image_uri IF NOT EXISTS FOR (n:Image) ON (n.uri);

@@ -9,14 +9,22 @@ predicts only the new ones.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock; run shards one after another there
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 import pandas as pd
@@ -28,6 +36,7 @@ from .stream import default_workers, stream_images
 
 TOP = 5
 HASHES_FILE = "file-hashes.parquet"
+LOCK_FILE = "predictions.lock"
 
 
 class Predictor(Protocol):
@@ -44,7 +53,7 @@ class Predictor(Protocol):
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
     """Write `df` to `path` through a temporary sibling and a rename (readers never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     try:
         df.to_parquet(tmp, index=False)
         os.replace(tmp, path)
@@ -141,6 +150,29 @@ class DatasetPredictions:
                 for i in np.asarray(positions, dtype=np.int64).tolist()]
 
 
+@contextlib.contextmanager
+def cache_lock(cache_dir: Path | None, progress: bool = True) -> Iterator[None]:
+    """Hold the prediction cache's lock file (an exclusive `flock`) for the length of the block, so that
+    concurrent ingests sharing an artifacts folder (static shards) run one prediction pass between them:
+    the first predicts, the others wait and then read its cache. No lock without a cache or `fcntl`."""
+    if cache_dir is None or fcntl is None:
+        yield
+        return
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / LOCK_FILE, "a+b") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                print(f"waiting for another process's prediction pass ({cache_dir / LOCK_FILE})",
+                      file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def predict_dataset(records: ImageRecords, adapter: Predictor, *, cache_dir: str | Path | None = None,
                     batch_size: int = 64, device: str | torch.device = "cpu", workers: int | None = None,
                     skip_bad: bool = False, progress: bool = True) -> DatasetPredictions:
@@ -148,10 +180,18 @@ def predict_dataset(records: ImageRecords, adapter: Predictor, *, cache_dir: str
     else one streamed pass of the rest (decode in worker processes, logits on `device`).
 
     An unreadable file stops the pass with one `UserError` line naming it (the predictions made so far
-    are kept in the cache), unless `skip_bad`: then it is left out and listed in ``bad``.
+    are kept in the cache), unless `skip_bad`: then it is left out and listed in ``bad``. Processes
+    sharing `cache_dir` take turns (`cache_lock`), so files are predicted once between them.
     """
-    started = time.perf_counter()
     cache = None if cache_dir is None else Path(cache_dir)
+    with cache_lock(cache, progress):
+        return _predict(records, adapter, cache, batch_size, device, workers, skip_bad, progress)
+
+
+def _predict(records: ImageRecords, adapter: Predictor, cache: Path | None, batch_size: int,
+             device: str | torch.device, workers: int | None, skip_bad: bool,
+             progress: bool) -> DatasetPredictions:
+    started = time.perf_counter()
     identity = model_identity(adapter)
     cache_file = None if cache is None else cache / "predictions" / f"{_identity_key(identity)}.parquet"
     hashes = FileHashes(cache)
@@ -247,4 +287,4 @@ def predict_dataset(records: ImageRecords, adapter: Predictor, *, cache_dir: str
                               time.perf_counter() - started, cache_file)
 
 
-__all__ = ["DatasetPredictions", "FileHashes", "Predictor", "model_identity", "predict_dataset"]
+__all__ = ["DatasetPredictions", "FileHashes", "Predictor", "cache_lock", "model_identity", "predict_dataset"]

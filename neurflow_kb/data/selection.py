@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -17,7 +18,7 @@ from ..errors import UserError
 from .predictions import DatasetPredictions, Predictor, predict_dataset
 from .records import scan_images
 from .sources import ImageSet
-from .stream import read_image
+from .stream import decode_bytes
 
 FilterMode = Literal["predicted", "true", "all"]
 
@@ -69,7 +70,7 @@ def load_selection(preds: DatasetPredictions, positions: np.ndarray, preprocess:
     if len(positions) == 0:
         raise UserError(f"no image selected for class {target}; give images of that class or another "
                         "--filter")
-    tensors = [read_image(preds.records.files[i], preprocess) for i in positions.tolist()]
+    tensors = [_read_planned(preds, i, preprocess) for i in positions.tolist()]
     shapes = {tuple(t.shape) for t in tensors}
     if len(shapes) > 1:
         raise UserError(f"preprocess gave images of shapes {sorted(shapes)}; use a preprocessing with a "
@@ -79,6 +80,22 @@ def load_selection(preds: DatasetPredictions, positions: np.ndarray, preprocess:
                     predicted=torch.as_tensor(preds.top1[positions]), label_note=preds.records.label_note,
                     identity=selection_fingerprint(preds, positions, preprocess),
                     selection=(int(target), mode))
+
+
+def _read_planned(preds: DatasetPredictions, i: int, preprocess: Any) -> torch.Tensor:
+    """Decode record `i`, refusing a file whose content is not what the prediction pass saw (changed or
+    replaced since: the selection and the run key were made from the old content)."""
+    path = preds.records.files[i]
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read image file {path} ({exc.strerror or type(exc).__name__}); it was "
+                        "readable when the images were selected: check the shared storage, then run the "
+                        "ingest again") from None
+    if preds.sha256[i] and hashlib.sha256(data).hexdigest() != preds.sha256[i]:
+        raise UserError(f"image file {path} changed after the prediction pass (its content hash differs); "
+                        "run the ingest again to select and fingerprint the current files")
+    return decode_bytes(data, preprocess, path)
 
 
 def empty_selection_message(preds: DatasetPredictions, target: int, mode: FilterMode,

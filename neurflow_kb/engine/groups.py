@@ -4,7 +4,8 @@ Groups: Ward + silhouette over the concept vectors of a layer's nodes (NEURFLOW.
 kept. Weights: W(g, g') = sum over nodes (n, s) in g and core neurons m of w_{n,s}(m) * f(m, g'), where
 f(m, g') is the share of m's sub-concepts that lie in g', so each lower neuron counts once (bug B19
 fixed). Influence: top groups get their share of the class's exemplars; lower groups get
-sum_g W(g, g') * influence(g), layer by layer (dynamic programming, no path enumeration).
+sum_g W(g, g') * influence(g), layer by layer (dynamic programming, no path enumeration). Shares
+(`neurflow_kb.shares`): the same flow normalised so that every layer's `abs_share` sums to 1.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..shares import compute_shares
 from .clustering import ward_silhouette
 
 if TYPE_CHECKING:
@@ -66,7 +68,10 @@ def build_groups(
 
     _influence(results, group_rows, node_groups, weights, k)
     groups = pd.DataFrame([row for d in sorted(group_rows, reverse=True) for row in group_rows[d]])
-    return groups, pd.DataFrame(edge_rows), node_groups
+    edges = pd.DataFrame(edge_rows, columns=["depth", "layer", "group", "lower_layer", "lower_group",
+                                             "weight", "abs_weight"])
+    groups, edges = compute_shares(groups, edges)
+    return groups, edges, node_groups
 
 
 def _subconcept_shares(lower: LayerResult, node_groups: dict[tuple[int, int, int], int]

@@ -38,14 +38,28 @@ from ..data import (
 )
 from ..errors import UserError
 from ..models import ModelAdapter, as_adapter
+from .certify import (
+    Attribution,
+    Certification,
+    certify_transition,
+    importance_of,
+    refine,
+    uncertain_selection,
+)
 from .clustering import Clustering, ward_silhouette
 from .groups import build_groups
-from .ig import IGResult, fast_integrated_gradients, integrated_gradients, per_neuron_integrated_gradients
+from .ig import fast_steps, integrated_gradients, per_neuron_integrated_gradients, tf32
 
 
 @dataclass
 class LayerResult:
-    """What one transition (lower -> upper) produced for the nodes of the upper layer."""
+    """What one transition (lower -> upper) produced for the nodes of the upper layer.
+
+    `importance` holds every node's full importance vector; `exact` says whether a node's IG was computed
+    exactly (float32, `ig_steps`). Certified runs add the remaining error bound per node (`bound`, zero
+    where exact), what the approximation alone gave (`approx_importance`, with its bound `approx_bound`)
+    and the transition's `certification` record.
+    """
 
     depth: int
     upper: str
@@ -62,6 +76,11 @@ class LayerResult:
     completeness_error: float = 0.0
     seconds: float = 0.0
     ig_seconds: float = 0.0
+    exact: dict[int, bool] = field(default_factory=dict)
+    bound: dict[int, np.ndarray] = field(default_factory=dict)
+    certification: Certification | None = None
+    approx_importance: dict[int, np.ndarray] = field(default_factory=dict)
+    approx_bound: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -77,18 +96,20 @@ def top_indices(values: np.ndarray, k: int) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _backend_flags(cfg: NeurFlowConfig) -> Iterator[None]:
-    """TF32 on or off as the config says, for one fit only; restored afterwards.
-
-    PyTorch lets cuDNN convolutions use TF32 by default, so exact float32 must switch it off explicitly.
-    """
-    backends = torch.backends
-    saved = backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32
-    backends.cuda.matmul.allow_tf32 = backends.cudnn.allow_tf32 = cfg.allow_tf32
+def _memory_format(module: torch.nn.Module, channels_last: bool) -> Iterator[None]:
+    """The model's 4-D weights in channels-last (NHWC) layout for one fit, as they were afterwards."""
+    if not channels_last:
+        yield
+        return
+    kernels = [p for p in module.parameters() if p.dim() == 4]
+    was_nhwc = bool(kernels) and all(
+        p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in kernels)
+    module.to(memory_format=torch.channels_last)
     try:
         yield
     finally:
-        backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32 = saved
+        if not was_nhwc:
+            module.to(memory_format=torch.contiguous_format)
 
 
 def _versions() -> dict[str, str]:
@@ -113,7 +134,8 @@ class NeurFlow:
     """NeurFlow circuit extraction, scikit-learn style: configure in `__init__`, compute in `fit`.
 
     ``NeurFlow(NeurFlowConfig(tau=8)).fit("resnet50", "images/", 309)`` returns a `Circuit`; the fitted
-    attributes ``circuit_``, ``adapter_`` and ``images_`` stay on the object.
+    attributes ``circuit_``, ``adapter_``, ``images_`` and ``layer_results_`` (per transition, with the
+    full importance vectors and, when certified, their error bounds) stay on the object.
     """
 
     def __init__(self, config: NeurFlowConfig | None = None, **overrides: Any) -> None:
@@ -136,28 +158,23 @@ class NeurFlow:
         names its chain, bottom to top, ending with the class-logit layer). `images`: a normalised float
         tensor [N,3,H,W], a folder, a file list or an `ImageSet`.
         """
-        with _backend_flags(self.config):
-            return self._fit(model, images, target_class, layers, progress)
+        # PyTorch lets cuDNN convolutions use TF32 by default, so exact float32 switches it off explicitly
+        # for the fit (and restores the caller's flags afterwards).
+        with tf32(self.config.allow_tf32), contextlib.ExitStack() as scope:
+            return self._fit(model, images, target_class, layers, progress, scope)
 
     def _fit(self, model: ModelAdapter | torch.nn.Module | str, images: Any, target_class: int,
-             layers: list[str] | None, progress: bool) -> Circuit:
+             layers: list[str] | None, progress: bool, scope: contextlib.ExitStack) -> Circuit:
         cfg = self.config
         seed_everything(cfg.seed)
         started = time.perf_counter()
         adapter = as_adapter(model, layers or cfg.layers).to(cfg.device)
         chain = list(adapter.layers)
-        if len(chain) < 2:
-            raise UserError("the layer chain needs at least two layers (a lower layer and the class-logit "
-                            "layer); pass more layers")
         target = int(target_class)
         if not 0 <= target < adapter.num_classes:
             raise UserError(f"class {target} is out of range for {adapter.name} ({adapter.num_classes} "
                             f"classes: 0..{adapter.num_classes - 1})")
-        for lower in chain[:-1]:
-            channels = adapter.channels(lower)
-            if cfg.tau > channels:
-                raise UserError(f"tau {cfg.tau} exceeds the {channels} channels of layer {lower!r}; lower "
-                                "--tau or start the chain at a wider layer")
+        self.check(adapter)
 
         if isinstance(images, ImageSet | torch.Tensor):
             imageset = load_images(images, adapter.preprocess)
@@ -200,6 +217,7 @@ class NeurFlow:
         self.circuit_ = circuit
         self.adapter_ = adapter
         self.images_ = imageset
+        self.layer_results_ = results
         return circuit
 
     # -- steps ----------------------------------------------------------------------------------
@@ -222,7 +240,8 @@ class NeurFlow:
         """Full lower-layer maps, for the exemplar crops only.
 
         They stay on the accelerator when they take under half its free memory (IG gathers rows from
-        them for every batch); otherwise, and on the CPU, they live in host memory.
+        them for every batch); otherwise, and on the CPU, they live in host memory (pinned when they feed
+        a CUDA device, so batches copy asynchronously).
         """
         cfg = self.config
         keep_on = cfg.device
@@ -233,26 +252,110 @@ class NeurFlow:
                 if len(maps) == 1 and not _fits_on_device(maps[0], len(crops)):
                     keep_on = "cpu"
                 maps[-1] = maps[-1].to(keep_on)
-        return torch.cat(maps)
+        out = torch.cat(maps)
+        if keep_on == "cpu" and torch.device(cfg.device).type == "cuda":
+            out = out.pin_memory()
+        return out
 
     def _attribute(self, adapter: ModelAdapter, lower: str, upper: str, inputs: torch.Tensor,
-                   rows: torch.Tensor, targets: torch.Tensor) -> IGResult:
+                   rows: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[Attribution, Any]:
+        """Attributions of every node (k rows each, node-major) and the exact evaluator of a node subset.
+
+        Certified: cheap IG for all nodes, exact IG for the probe and every node whose core set is not
+        certain (`engine.certify`). Otherwise one evaluation with the configured precision and steps.
+        """
         cfg = self.config
-        common = dict(batch_size=cfg.ig_batch_size, device=cfg.device, dtype=cfg.dtype)
-        if cfg.strategy == "per_neuron":
-            return per_neuron_integrated_gradients(adapter, lower, upper, inputs, rows, targets,
-                                                   steps=cfg.ig_steps, **common)
-        if cfg.strategy == "fast":
-            steps = tuple(s for s in cfg.fast_steps if s <= cfg.ig_steps) or (cfg.ig_steps,)
-            return fast_integrated_gradients(adapter, lower, upper, inputs, rows, targets,
-                                             candidate_steps=steps, tolerance=cfg.fast_tolerance, **common)
-        return integrated_gradients(adapter, lower, upper, inputs, rows, targets, steps=cfg.ig_steps,
-                                    **common)
+        n_nodes = int(rows.numel()) // k
+        ig = per_neuron_integrated_gradients if cfg.strategy == "per_neuron" else integrated_gradients
+        common = dict(batch_size=cfg.ig_batch_size, device=cfg.device, share_forward=cfg.share_forward,
+                      channels_last=cfg.channels_last)
+
+        def node_rows(nodes: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor((np.asarray(nodes)[:, None] * k + np.arange(k)).ravel(), dtype=torch.long)
+
+        def exact(nodes: np.ndarray) -> Any:
+            idx = node_rows(nodes)
+            return ig(adapter, lower, upper, inputs, rows[idx], targets[idx], steps=cfg.ig_steps,
+                      dtype="float32", allow_tf32=False, **common)
+
+        steps, whole = cfg.ig_steps, None
+        all_probed = cfg.certify and n_nodes <= cfg.certify_min_probe    # certified by computing all exactly
+        if cfg.strategy == "fast" and not all_probed:
+            candidates = tuple(s for s in cfg.fast_steps if s <= cfg.ig_steps) or (cfg.ig_steps,)
+            steps, probed, probe = fast_steps(adapter, lower, upper, inputs, rows, targets,
+                                              candidate_steps=candidates, tolerance=cfg.fast_tolerance,
+                                              dtype=cfg.dtype, **common)
+            whole = probed if len(probe) == int(rows.numel()) else None   # the probe already is every row
+        approximate = cfg.dtype != "float32" or cfg.allow_tf32 or steps != cfg.ig_steps
+
+        def cheap(nodes: np.ndarray, with_scale: bool = False) -> Any:
+            idx = node_rows(nodes)
+            return ig(adapter, lower, upper, inputs, rows[idx], targets[idx], steps=steps, dtype=cfg.dtype,
+                      with_scale=with_scale, **common)
+
+        everything = np.arange(n_nodes)
+        if not approximate:
+            t0 = time.perf_counter()
+            res = exact(everything)
+            report = Certification("none (exact)", n_nodes, 0, 0, 0.0, 0.0,
+                                   exact_seconds=time.perf_counter() - t0) if cfg.certify else None
+            return Attribution(res, res.attributions.double().numpy().reshape(n_nodes, k, -1),
+                               np.ones(n_nodes, dtype=bool), np.zeros((n_nodes, res.attributions.shape[1])),
+                               report=report, steps=res.steps), exact
+        if not cfg.certify:
+            res = whole if whole is not None else cheap(everything)
+            return Attribution(res, res.attributions.double().numpy().reshape(n_nodes, k, -1),
+                               np.zeros(n_nodes, dtype=bool), steps=res.steps), exact
+        precision = cfg.dtype + (" + TF32" if cfg.allow_tf32 and cfg.dtype == "float32" else "")
+        return certify_transition(
+            lambda nodes: cheap(nodes, with_scale=True), exact, n_nodes, k, cfg.tau,
+            approximation=f"{precision}, {steps} steps", safety=cfg.certify_safety,
+            probe_fraction=cfg.certify_probe, min_probe=cfg.certify_min_probe,
+            ordered=cfg.certify_order or cfg.error_range is not None), exact
+
+    def _cores(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan, lower: str, upper: str,
+               neurons: list[int], exemplars: dict[int, np.ndarray], importances: np.ndarray,
+               nodes: Any) -> dict[int, np.ndarray]:
+        """Core concept neurons (top-tau importance, then error-range pruning if set) of the given nodes."""
+        cfg = self.config
+        cores = {}
+        for i in nodes:
+            core = top_indices(importances[i], cfg.tau)
+            if cfg.error_range is not None:
+                core = self._prune(adapter, imageset, plan, lower, upper, neurons[i], core,
+                                   exemplars[neurons[i]])
+            cores[int(i)] = core
+        return cores
+
+    def _certain_frontier(self, attribution: Attribution, exact: Any, cores: dict[int, np.ndarray],
+                          k: int) -> list[int]:
+        """With a node cap, recompute exactly the nodes behind every candidate whose place in the capped
+        frontier the remaining error bounds leave open (the frontier is then that of exact IG). Returns the
+        nodes recomputed."""
+        cap = self.config.max_nodes_per_layer
+        refined: list[int] = []
+        if attribution.bound is None or not cap:
+            return refined
+        while True:
+            values = importance_of(attribution.attributions)
+            totals: dict[int, float] = {}
+            bounds: dict[int, float] = {}
+            contributors: dict[int, list[int]] = {}
+            for i, core in cores.items():
+                for m in core.tolist():
+                    totals[m] = totals.get(m, 0.0) + float(values[i, m])
+                    bounds[m] = bounds.get(m, 0.0) + float(attribution.bound[i, m])
+                    contributors.setdefault(m, []).append(i)
+            open_ = uncertain_selection(totals, bounds, cap)
+            todo = sorted({i for m in open_ for i in contributors[m] if not attribution.exact[i]})
+            if not todo:
+                return refined
+            refine(attribution, exact, np.asarray(todo), k)
+            refined += todo
 
     def _transition(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
                     pooled: dict[str, np.ndarray], chain: list[str], depth: int, neurons: list[int],
                     k: int) -> LayerResult:
-        cfg = self.config
         upper, lower = chain[depth], chain[depth - 1]
         act_up, act_low = pooled[upper], pooled[lower]
         exemplars = {n: top_indices(act_up[:, n], k) for n in neurons}
@@ -265,21 +368,34 @@ class NeurFlow:
             clustering = pool.submit(self._subconcepts, act_low, exemplars)
             t0 = time.perf_counter()
             inputs = self._lower_maps(adapter, imageset, plan, lower, union)
-            ig = self._attribute(adapter, lower, upper, inputs, rows, targets)
+            attribution, exact = self._attribute(adapter, lower, upper, inputs, rows, targets, k)
+            importances = importance_of(attribution.attributions)     # I_n(m) = mean_x |IG_m(x; n)|
+            cores = self._cores(adapter, imageset, plan, lower, upper, neurons, exemplars, importances,
+                                range(len(neurons)))
+            refined = self._certain_frontier(attribution, exact, cores, k)
+            if refined:   # exact values now; their core sets are unchanged wherever the bound held
+                importances = importance_of(attribution.attributions)
+                cores.update(self._cores(adapter, imageset, plan, lower, upper, neurons, exemplars,
+                                         importances, refined))
             ig_seconds = time.perf_counter() - t0
-            del inputs
+            del inputs, exact
             subconcepts = clustering.result()
-        attributions = ig.attributions.double().numpy().reshape(len(neurons), k, -1)
+        attributions = attribution.attributions
 
         res = LayerResult(depth=depth, upper=upper, lower=lower, neurons=list(neurons), exemplars=exemplars,
-                          importance={}, core={}, subconcepts={}, ig_steps=ig.steps,
-                          completeness_error=ig.completeness_error(), ig_seconds=ig_seconds)
+                          importance={}, core={}, subconcepts={}, ig_steps=attribution.steps,
+                          completeness_error=attribution.result.completeness_error(), ig_seconds=ig_seconds,
+                          certification=attribution.report)
         for i, n in enumerate(neurons):
             attr = attributions[i]                       # [k, C_lower]
-            importance = np.abs(attr).mean(0)            # I_n(m) = mean_x |IG_m(x; n)|
-            core = top_indices(importance, cfg.tau)
-            if cfg.error_range is not None:
-                core = self._prune(adapter, imageset, plan, lower, upper, n, core, exemplars[n])
+            importance = importances[i]
+            res.exact[n] = bool(attribution.exact[i])
+            if attribution.bound is not None:
+                res.bound[n] = attribution.bound[i]
+            if attribution.approx_importance is not None and attribution.approx_bound is not None:
+                res.approx_importance[n] = attribution.approx_importance[i]
+                res.approx_bound[n] = attribution.approx_bound[i]
+            core = cores[i]
             res.importance[n], res.core[n] = importance, core
             feats = act_low[exemplars[n]].astype(np.float64)   # pooled lower activations u_x
             clusters = subconcepts[n]
@@ -341,16 +457,31 @@ class NeurFlow:
         return core[:keep]
 
     def _next_frontier(self, res: LayerResult) -> list[int]:
-        """Union of the core sets, by aggregated importance (then index), capped if configured."""
+        """Union of the core sets in neuron order; with a cap, the top nodes by aggregated importance (then
+        index). The order is the neuron index, not the importance, so that circuits whose node sets agree
+        (certified reduced precision and exact float32) also agree in node order and group numbering."""
         total: dict[int, float] = {}
         for n in res.neurons:
             for m in res.core[n]:
                 total[int(m)] = total.get(int(m), 0.0) + float(res.importance[n][m])
-        order = sorted(total, key=lambda m: (-total[m], m))
         cap = self.config.max_nodes_per_layer
-        return order[:cap] if cap else order
+        chosen = sorted(total, key=lambda m: (-total[m], m))[:cap] if cap else total
+        return sorted(chosen)
 
     # -- artifact -------------------------------------------------------------------------------
+    def check(self, adapter: ModelAdapter) -> None:
+        """Refuse, in one line, settings no class of this model can be computed with (a chain of fewer
+        than two layers, tau above a layer's channels); the ingest planner calls it before any work."""
+        chain = list(adapter.layers)
+        if len(chain) < 2:
+            raise UserError("the layer chain needs at least two layers (a lower layer and the class-logit "
+                            "layer); pass more layers")
+        for lower in chain[:-1]:
+            channels = adapter.channels(lower)
+            if self.config.tau > channels:
+                raise UserError(f"tau {self.config.tau} exceeds the {channels} channels of layer {lower!r}; "
+                                "lower --tau or start the chain at a wider layer")
+
     def identity(self, adapter: ModelAdapter, target: int, data_fingerprint: str) -> dict[str, Any]:
         """The manifest fields that make a circuit's run key (`neurflow_kb.artifact.circuit_key`): what
         `fit` would record for this adapter, class and data, known before any work."""
@@ -408,8 +539,12 @@ class NeurFlow:
             "n_crops": len(plan), "top_k_used": k, "seed": cfg.seed, "versions": _versions(),
             "ig_steps": {r.upper: r.ig_steps for r in ordered},
             "completeness_error": {r.upper: round(r.completeness_error, 6) for r in ordered},
+            "exact_nodes": {r.upper: sum(r.exact.values()) for r in ordered},
             "timings": {key: round(v, 4) for key, v in timings.items()},
         }
+        if cfg.certify:
+            manifest["certification"] = {r.upper: r.certification.to_dict() for r in ordered
+                                         if r.certification is not None}
         tables = {"layers": layers, "nodes": nodes, "core": pd.DataFrame(core_rows), "edges": edges,
                   "groups": groups, "group_edges": group_edges, "exemplars": pd.DataFrame(exemplar_rows),
                   "images": images, "thumbnails": thumbnails}

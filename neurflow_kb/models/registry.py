@@ -20,6 +20,8 @@ Default chains (whole blocks, bottom -> top, class logits last):
 - EfficientNet-Lite0: the last block of each stage from 28x28 down (``_blocks.2/4/7/10/14/15``) and ``_fc``.
 - world: the planted-concept world's classifier (`neurflow_kb.world`), ``layer1`` .. ``layer4`` and ``fc``;
   its weights ship with the package.
+- world_plain (or world-plain): the world's plain convolutional net (no skip connections), ``block1`` ..
+  ``block4`` and ``fc``; its weights ship with the package too.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ def _vit_head_init(model: nn.Module) -> None:
 _LITE0 = "efficientnet_lite0"
 _LITE0_WEIGHTS_ID = "efficientnet-lite0-57934424"
 _WORLD = "world"
+_WORLD_PLAIN = "world_plain"
 
 _SPECS: dict[str, _Spec] = {
     spec.name: spec
@@ -113,6 +116,9 @@ _SPECS: dict[str, _Spec] = {
         _Spec(_WORLD, "the planted-concept world's ResNet-style classifier (12 classes, 64 px; weights "
               "shipped with neurflow-kb; see neurflow_kb.world)",
               ("layer1", "layer2", "layer3", "layer4", "fc")),
+        _Spec(_WORLD_PLAIN, "the planted-concept world's plain convolutional net (12 classes, 64 px, no skip "
+              "connections; weights shipped with neurflow-kb)",
+              ("block1", "block2", "block3", "block4", "fc")),
     ]
 }
 
@@ -145,10 +151,11 @@ def list_adapters() -> list[AdapterInfo]:
     """The built-in models with their default layer chains and default weights ids (builds nothing)."""
     out = []
     for spec in _SPECS.values():
-        if spec.name == _WORLD:
-            from ..world import CLASS_NAMES, world_weights_id
+        if spec.name in (_WORLD, _WORLD_PLAIN):
+            from ..world import CLASS_NAMES, world_plain_weights_id, world_weights_id
 
-            out.append(AdapterInfo(spec.name, spec.description, spec.layers, world_weights_id(), spec.tokens,
+            wid = world_weights_id() if spec.name == _WORLD else world_plain_weights_id()
+            out.append(AdapterInfo(spec.name, spec.description, spec.layers, wid, spec.tokens,
                                    num_classes=len(CLASS_NAMES)))
             continue
         weights = _LITE0_WEIGHTS_ID if spec.name == _LITE0 else _tv_weights_enum(spec.name).DEFAULT.name
@@ -265,17 +272,28 @@ def _build_lite0(weights: str, seed: int) -> _Built:
     return model, None, str(weights), preprocess, _imagenet_categories(), str(weights)
 
 
-def _build_world(weights: str, seed: int) -> _Built:
-    from ..world import CLASS_NAMES, WorldNet, world_preprocess, world_weights_id
+def _build_world(name: str, weights: str, seed: int) -> _Built:
+    """One of the world's shipped models (`world`: WorldNet, `world_plain`: WorldPlainNet)."""
+    from ..world import (
+        CLASS_NAMES,
+        WorldNet,
+        WorldPlainNet,
+        world_plain_weights_id,
+        world_preprocess,
+        world_weights_id,
+    )
     from ..world.classifier import CLASSIFIER_FILE
+    from ..world.plain import PLAIN_FILE
 
-    model = _seeded(WorldNet, seed)
+    factory, shipped, shipped_id = ((WorldNet, CLASSIFIER_FILE, world_weights_id) if name == _WORLD else
+                                    (WorldPlainNet, PLAIN_FILE, world_plain_weights_id))
+    model = _seeded(factory, seed)
     if weights == "random":
         return model, None, _random_label(seed), world_preprocess(), list(CLASS_NAMES), None
     if weights == "default":
-        _load_into(model, read_state_dict(CLASSIFIER_FILE), _WORLD, str(CLASSIFIER_FILE))
-        return model, world_weights_id(), world_weights_id(), world_preprocess(), list(CLASS_NAMES), None
-    _load_into(model, read_state_dict(weights), _WORLD, str(weights))
+        _load_into(model, read_state_dict(shipped), name, str(shipped))
+        return model, shipped_id(), shipped_id(), world_preprocess(), list(CLASS_NAMES), None
+    _load_into(model, read_state_dict(weights), name, str(weights))
     return model, None, str(weights), world_preprocess(), list(CLASS_NAMES), str(weights)
 
 
@@ -292,8 +310,8 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
     read_at = time.time_ns()          # before a weights file is read (see identity's racy-entry rule)
     if spec.name == _LITE0:
         built = _build_lite0(weights, seed)
-    elif spec.name == _WORLD:
-        built = _build_world(weights, seed)
+    elif spec.name in (_WORLD, _WORLD_PLAIN):
+        built = _build_world(spec.name, weights, seed)
     else:
         built = _build_torchvision(spec, weights, seed)
     model, weights_id, source, preprocess, categories, path = built

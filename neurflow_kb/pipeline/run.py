@@ -7,7 +7,8 @@ Three steps, usable on their own (a distributed runner calls `compute_class` on 
    no image are reported, not fatal.
 2. `compute_class`: the circuit of one class (or the saved artifact when its key matches), labelled
    if asked, saved atomically under ``artifacts``. Needs no database.
-3. `ingest`: plan, then for every class compute and write it to the store as soon as it is done.
+3. `ingest_plan`: compute every class of a plan (here, one after another, or on Ray workers) and write
+   the finished ones to the store through the single loader; `ingest` = `plan_ingest` + `ingest_plan`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ UNCAPPED_LIMIT = 2000
 #: Bad files listed by name in a manifest (the count is always complete).
 MAX_LISTED_BAD = 100
 
-Status = Literal["written", "skipped", "replaced", "recovered", "labelled", "saved", "no_images"]
+Status = Literal["written", "skipped", "replaced", "recovered", "labelled", "saved", "no_images", "failed"]
 
 
 @dataclass
@@ -95,7 +96,8 @@ class ClassJob:
 @dataclass
 class ClassResult:
     """What happened to one class: `status` is the store's (written, skipped, replaced, recovered,
-    labelled), `saved` (artifact only, no store) or `no_images` (skipped, see `message`)."""
+    labelled), `saved` (artifact only, no store), `no_images` (skipped) or `failed` (its computation
+    stopped on a user error or its worker was lost; see `message`). `worker` is host:pid under Ray."""
 
     cls: int
     name: str
@@ -109,11 +111,12 @@ class ClassResult:
     relationships: int = 0
     artifact: Path | None = None
     message: str = ""
+    worker: str = ""
 
     def line(self) -> str:
         """The per-class line the CLI prints."""
         head = f"{self.status} class {self.cls} ({self.name})"
-        if self.status == "no_images":
+        if self.status in ("no_images", "failed"):
             return f"{head}: {self.message}"
         return (f"{head}: run {self.key}, {self.n_images} images, {self.n_nodes} nodes, {self.n_groups} "
                 f"groups, {self.seconds:.1f}s{' (saved circuit reused)' if self.reused else ''}")
@@ -132,6 +135,10 @@ class IngestPlan:
     artifacts: Path
     targets: list[int]
     replace: bool = False
+    #: whether workers can rebuild the model from `recipe` (False: the plan was given a ModelAdapter)
+    from_recipe: bool = True
+    #: (index, count) when this plan is one static shard of the classes
+    shard: tuple[int, int] | None = None
 
     @property
     def model_key(self) -> str:
@@ -149,11 +156,19 @@ class IngestResult:
     prediction_seconds: float = 0.0
     bad_images: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: how the classes were computed: {"mode": "local" | "ray", and for Ray the address, workers, start-up
+    #: seconds, replaced workers}; the loader's store seconds and batches
+    run: dict[str, Any] = field(default_factory=dict)
 
     @property
     def skipped(self) -> list[ClassResult]:
         """Classes left out because no image was selected for them."""
         return [r for r in self.classes if r.status == "no_images"]
+
+    @property
+    def failed(self) -> list[ClassResult]:
+        """Classes whose computation failed (a user error on the worker, or the worker lost)."""
+        return [r for r in self.classes if r.status == "failed"]
 
     def frame(self) -> Any:
         """The results as a DataFrame (one row per class)."""
@@ -205,17 +220,28 @@ def plan_ingest(model: Recipe | str | Path | Any, classes: str | Sequence[int | 
                 images: str | Path | Sequence[str | Path] | None = None, *,
                 config: NeurFlowConfig | None = None, artifacts: str | Path = DEFAULT_ARTIFACTS,
                 max_images: int | None = None, replace: bool = False, skip_bad_images: bool = False,
-                workers: int | None = None, progress: bool = True) -> IngestPlan:
+                workers: int | None = None, progress: bool = True,
+                shard: str | tuple[int, int] | None = None) -> IngestPlan:
     """Decide everything before computing: the model, the classes, each class's images (after the one
     prediction pass over the dataset, cached under ``artifacts/_cache``), their run keys, and which saved
-    circuits are reused. `config` defaults to the recipe's settings."""
+    circuits are reused. `config` defaults to the recipe's settings. `shard` ("I/N" or (I, N)) keeps
+    the I-th of N round-robin slices of the sorted classes (`neurflow_kb.cluster.shard_classes`); the
+    prediction pass still covers the whole dataset, once: concurrent shards wait for each other's pass
+    on a lock in the cache and then read it."""
+    from ..cluster.shards import parse_shard, shard_classes
+
+    which = parse_shard(shard) if shard is not None else None
     recipe, adapter = _recipe(model)
+    from_recipe = adapter is None
     config = config or recipe.config()
     if adapter is None:
         adapter = _adapter(recipe, config.device, config.seed)
     else:
         adapter = adapter.to(config.device)
     targets = parse_classes(classes, adapter.class_names, adapter.num_classes)
+    if which is not None:
+        mine = set(shard_classes(targets, *which))
+        targets = [c for c in targets if c in mine]
     source = images if images is not None else recipe.images
     if source is None:
         raise UserError("no images: pass --images FOLDER (or set [data] images in the recipe)")
@@ -230,6 +256,7 @@ def plan_ingest(model: Recipe | str | Path | Any, classes: str | Sequence[int | 
     from ..engine import NeurFlow
 
     engine = NeurFlow(config)
+    engine.check(adapter)
     jobs: list[ClassJob] = []
     missing: list[ClassResult] = []
     names = adapter.class_names
@@ -248,7 +275,8 @@ def plan_ingest(model: Recipe | str | Path | Any, classes: str | Sequence[int | 
         where = artifact_dir(root, f"{adapter.name}@{adapter.weights}", cls)
         reuse = not replace and _saved_key(where) == key
         jobs.append(ClassJob(cls, name, positions, fingerprint, key, where, reuse))
-    return IngestPlan(recipe, adapter, config, preds, jobs, missing, root, targets, replace)
+    return IngestPlan(recipe, adapter, config, preds, jobs, missing, root, targets, replace, from_recipe,
+                      which)
 
 
 def compute_class(plan: IngestPlan, job: ClassJob, *, labels: LabelSpec | None = None,
@@ -288,7 +316,8 @@ def ingest(model: Recipe | str | Path | Any, classes: str | Sequence[int | str],
            config: NeurFlowConfig | None = None, *, artifacts: str | Path = DEFAULT_ARTIFACTS,
            max_images: int | None = None, replace: bool = False, labels: LabelSpec | None = None,
            skip_bad_images: bool = False, workers: int | None = None, progress: bool = True,
-           on_class: Callable[[ClassResult], None] | None = None) -> IngestResult:
+           on_class: Callable[[ClassResult], None] | None = None, ray: Any = None,
+           shard: str | tuple[int, int] | None = None) -> IngestResult:
     """Compute the circuits of `classes` and write each to `store` as soon as it is done.
 
     `model`: a recipe (`Recipe`, a TOML path or a shipped recipe name), a built-in model name or a
@@ -296,44 +325,98 @@ def ingest(model: Recipe | str | Path | Any, classes: str | Sequence[int | str],
     URI or a list of paths (default: the recipe's). `store`: an open `GraphStore`, an embedded file path,
     or None to only save artifacts. Circuits saved under `artifacts` with the same run key are reused;
     `max_images` caps the images *per class* (seeded choice). Classes without images are reported in the
-    result (`IngestResult.skipped`), not raised. `on_class` is called with each class's result.
-    """
-    from tqdm.auto import tqdm
+    result (`IngestResult.skipped`), not raised; so are classes whose computation failed
+    (`IngestResult.failed`). `on_class` is called with each class's result.
 
+    `ray`: compute on Ray workers instead of here ("local", "auto", a cluster address or a
+    `neurflow_kb.cluster.RayOptions`); `shard`: only the I-th of N slices of the classes ("I/N").
+    `workers` is the number of processes decoding images in the prediction pass.
+    """
     started = time.perf_counter()
+    options = ray_options(ray)
     plan = plan_ingest(model, classes, images, config=config, artifacts=artifacts, max_images=max_images,
-                       replace=replace, skip_bad_images=skip_bad_images, workers=workers, progress=progress)
-    results = {r.cls: r for r in plan.missing}
-    for r in plan.missing:
+                       replace=replace, skip_bad_images=skip_bad_images, workers=workers, progress=progress,
+                       shard=shard)
+    return ingest_plan(plan, store, labels=labels, ray=options, progress=progress, on_class=on_class,
+                       started=started)
+
+
+def ray_options(ray: Any) -> Any:
+    """`RayOptions` from an address string or options (None stays None); checks that Ray is installed
+    and an explicit cluster address answers, so either is one line before any work."""
+    if ray is None:
+        return None
+    from ..cluster import RayOptions, require_ray
+
+    options = ray if isinstance(ray, RayOptions) else RayOptions(address=str(ray))
+    require_ray(local=options.local)
+    options.check_reachable()
+    return options
+
+
+def ingest_plan(plan: IngestPlan, store: Any = None, *, labels: LabelSpec | None = None, ray: Any = None,
+                progress: bool = True, on_class: Callable[[ClassResult], None] | None = None,
+                started: float | None = None) -> IngestResult:
+    """Compute every class of `plan` (here, one after another, or on Ray workers when `ray` is given)
+    and write the finished ones to `store` through one loader, in batches (see `ingest`)."""
+    from .loader import Loader
+
+    started = time.perf_counter() if started is None else started
+    options = ray_options(ray)
+    results: dict[int, ClassResult] = {}
+
+    def report(r: ClassResult) -> None:
+        results[r.cls] = r
         if on_class:
             on_class(r)
+
+    for r in plan.missing:
+        report(r)
     opened = None
     if store is not None and isinstance(store, (str, Path)):
         from ..store import open_store
 
         opened = store = open_store(store_path=store)
+    loader = Loader(store, replace=plan.replace)
     try:
-        bar = tqdm(plan.jobs, desc=f"ingest {plan.adapter.name}", unit="class", disable=not progress,
-                   file=sys.stderr)
-        for job in bar:
-            bar.set_postfix_str(f"{job.cls} {job.name}")
-            circuit, result = compute_class(plan, job, labels=labels, progress=progress)
-            if store is not None:
-                written = store.write_circuit(circuit, replace=plan.replace)
-                result.status, result.relationships = written.status, written.relationships
-            result.seconds = round(result.seconds, 3)
-            results[job.cls] = result
-            if on_class:
-                on_class(result)
-        bar.close()
+        if options is None:
+            run = _compute_here(plan, loader, labels, progress, report)
+        else:
+            from .distributed import compute_on_ray
+
+            run = compute_on_ray(plan, loader, labels, options, progress, report)
     finally:
         if opened is not None:
             opened.close()
+    run.update(loader_seconds=round(loader.seconds, 3), loader_batches=loader.batches,
+               loader_classes=loader.classes)
     preds = plan.predictions
     return IngestResult(plan.model_key, [results[c] for c in plan.targets], images=len(preds),
                         predicted=preds.forwarded, prediction_seconds=round(preds.seconds, 3),
-                        bad_images=preds.bad_files(), seconds=time.perf_counter() - started)
+                        bad_images=preds.bad_files(), seconds=time.perf_counter() - started, run=run)
+
+
+def _compute_here(plan: IngestPlan, loader: Any, labels: LabelSpec | None, progress: bool,
+                  report: Callable[[ClassResult], None]) -> dict[str, Any]:
+    """The single-process loop: compute each class, then write it before the next one starts."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(plan.jobs, desc=f"ingest {plan.adapter.name}", unit="class", disable=not progress,
+               file=sys.stderr)
+    for job in bar:
+        bar.set_postfix_str(f"{job.cls} {job.name}")
+        try:
+            circuit, result = compute_class(plan, job, labels=labels, progress=progress)
+        except UserError as e:
+            report(ClassResult(job.cls, job.name, "failed", key=job.key, artifact=job.artifact,
+                               message=str(e)))
+            continue
+        loader.load([(result, circuit)])
+        result.seconds = round(result.seconds, 3)
+        report(result)
+    bar.close()
+    return {"mode": "local"}
 
 
 __all__ = ["DEFAULT_ARTIFACTS", "ClassJob", "ClassResult", "IngestPlan", "IngestResult", "LabelSpec",
-           "artifact_dir", "compute_class", "ingest", "plan_ingest"]
+           "artifact_dir", "compute_class", "ingest", "ingest_plan", "plan_ingest", "ray_options"]

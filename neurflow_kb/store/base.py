@@ -26,6 +26,7 @@ from ..artifact import Circuit
 from ..errors import UserError
 from .checks import check_params, check_rows
 from .graph import (
+    DERIVED_RELS,
     MODEL_RELS,
     SHARED_LABELS,
     GraphRows,
@@ -98,6 +99,7 @@ class GraphStore(Protocol):
     def delete_run(self, key: str) -> None: ...
     def counts(self) -> dict[str, int]: ...
     def write_labels(self, labels: pd.DataFrame, embeddings: pd.DataFrame | None = None) -> int: ...
+    def link_runs(self, keys: Iterable[str]) -> int: ...
     def write_activations(self, image: dict[str, Any], rels: pd.DataFrame, run: str) -> int: ...
     def export(self) -> Iterator[KBPart]: ...
     def import_(self, parts: Iterable[KBPart], replace: bool = False) -> list[WriteResult]: ...
@@ -289,7 +291,15 @@ class BaseStore:
                 batch, size = [], 0
         if batch:
             results += self._write_circuit_batch(batch, replace, progress)
+        self.link_runs(r.key for r in results if r.status in ("written", "replaced", "recovered"))
         return results
+
+    def link_runs(self, keys: Iterable[str]) -> int:
+        """Rewrite the relationships derived from several runs (RESEMBLES, `store.links`) for the run
+        pairs involving `keys`: runs just written, replaced or labelled. Returns how many were written."""
+        from .links import link_runs
+
+        return link_runs(self, keys)
 
     def _write_circuit_batch(self, circuits: list[Circuit], replace: bool,
                              progress: Callable[[WriteResult], None] | None) -> list[WriteResult]:
@@ -726,6 +736,8 @@ class BaseStore:
             values = np.asarray(vec, dtype=np.float32).astype(float).tolist()
             self._write("MATCH (g:NeuronGroup) WHERE g.key = $k SET g.embedding = $e, "
                         "g.embedding_encoder = $enc", {"k": str(key), "e": values, "enc": str(enc)})
+        if len(emb):
+            self.link_runs({str(k).split("/", 1)[0] for k in emb["group_key"]})
         return len(labels)
 
     def write_activations(self, image: dict[str, Any], rels: pd.DataFrame, run: str) -> int:
@@ -805,7 +817,7 @@ class BaseStore:
                  "MEMBER_OF": "b.run = $k", "INFLUENCES": "e.run = $k", "DRIVES": "a.run = $k",
                  "LABELED": "a.run = $k", "ACTIVATES": "b.run = $k"}
         for rtype, rel in schema().rels.items():
-            if rtype in MODEL_RELS:
+            if rtype in MODEL_RELS or rtype in DERIVED_RELS:
                 continue
             for src, dst in rel.pairs:
                 rows.rels[(rtype, src, dst)] = self._export_rels((rtype, src, dst), where[rtype], p)
@@ -859,4 +871,5 @@ class BaseStore:
             if size >= self.batch_relationships:
                 flush()
         flush()
+        self.link_runs(r.key for r in results if r.status in ("written", "replaced", "recovered"))
         return results

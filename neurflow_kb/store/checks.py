@@ -22,8 +22,10 @@ MAX_INDEXED_BYTES = 4000
 #: Numbers a run's meaning rests on: they must be finite (NaN elsewhere, e.g. the silhouette of a group
 #: of one, is stored as null).
 FINITE = frozenset({("INFLUENCES", "weight"), ("DRIVES", "weight"), ("DRIVES", "abs_weight"),
-                    ("NeuronGroup", "influence"), ("NeuronGroup", "abs_influence"),
-                    ("MEMBER_OF", "activation"), ("LABELED", "score"), ("ACTIVATES", "score")})
+                    ("DRIVES", "share"), ("DRIVES", "abs_share"), ("NeuronGroup", "influence"),
+                    ("NeuronGroup", "abs_influence"), ("NeuronGroup", "share"), ("NeuronGroup", "abs_share"),
+                    ("MEMBER_OF", "activation"), ("LABELED", "score"), ("ACTIVATES", "score"),
+                    ("RESEMBLES", "cosine")})
 INT64 = (-(2**63), 2**63 - 1)
 
 

@@ -30,6 +30,9 @@ SHARED_LABELS = ("Model", "Layer", "Neuron", "Class", "Concept", "Image")
 OWNED_LABELS = ("Run", "NeuronGroup")
 #: Relationship types of a model's structure (the rest belong to a run).
 MODEL_RELS = ("HAS_LAYER", "HAS_NEURON", "HAS_CLASS", "UNIT")
+#: Relationship types derived from several runs (`store.links`): recomputed by the store that holds the
+#: runs, never exported with one run.
+DERIVED_RELS = ("RESEMBLES",)
 #: Most thumbnails kept on a group (base64 PNG of representative exemplar crops).
 MAX_THUMBNAILS = 8
 
@@ -393,6 +396,7 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
         "index": groups["group"].to_numpy(), "size": groups["size"].to_numpy(),
         "n_neurons": groups["n_neurons"].to_numpy(), "silhouette": groups["silhouette"].to_numpy(),
         "influence": groups["influence"].to_numpy(), "abs_influence": groups["abs_influence"].to_numpy(),
+        "share": groups["share"].to_numpy(), "abs_share": groups["abs_share"].to_numpy(),
         "n_exemplars": n_ex, "thumbnails": thumbs, "embedding": embedding, "embedding_encoder": encoder})
     if len(label_rows):
         rows.nodes["Concept"] = concepts
@@ -422,11 +426,13 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
     ok = _isin(src, gkeys) & _isin(dst, gkeys)
     rows.rels[("DRIVES", "NeuronGroup", "NeuronGroup")] = pd.DataFrame({
         "src": src[ok].reset_index(drop=True), "dst": dst[ok].reset_index(drop=True),
-        "weight": gedges["weight"].to_numpy()[ok], "abs_weight": gedges["abs_weight"].to_numpy()[ok]})
+        "weight": gedges["weight"].to_numpy()[ok], "abs_weight": gedges["abs_weight"].to_numpy()[ok],
+        "share": gedges["share"].to_numpy()[ok], "abs_share": gedges["abs_share"].to_numpy()[ok]})
     top = groups["depth"].to_numpy() == top_depth[gi]
     rows.rels[("DRIVES", "NeuronGroup", "Class")] = pd.DataFrame({
         "src": gkeys[top].reset_index(drop=True), "dst": _take(ckey, gi[top]),
-        "weight": groups["influence"].to_numpy()[top], "abs_weight": groups["abs_influence"].to_numpy()[top]})
+        "weight": groups["influence"].to_numpy()[top], "abs_weight": groups["abs_influence"].to_numpy()[top],
+        "share": groups["share"].to_numpy()[top], "abs_share": groups["abs_share"].to_numpy()[top]})
     return rows
 
 

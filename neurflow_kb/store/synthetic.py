@@ -119,7 +119,7 @@ def synthetic_circuit(target_class: int, *, model: str = "resnet50", weights: st
     groups_rows = []
     for (d, g), part in nodes.groupby(["depth", "group"]):
         v, av = infl.get((int(d), int(g)), (0.0, 0.0))
-        groups_rows.append((int(d), chain[int(d)][0], int(g), int(part["size"].sum()),
+        groups_rows.append((int(d), chain[int(d)][0], int(g), len(part),     # size = member nodes
                             int(part["neuron"].nunique()), float(rng.uniform(-0.1, 0.6)), v, av))
     groups = pd.DataFrame(groups_rows, columns=["depth", "layer", "group", "size", "n_neurons", "silhouette",
                                                 "influence", "abs_influence"])
@@ -155,3 +155,33 @@ def synthetic_circuit(target_class: int, *, model: str = "resnet50", weights: st
         "layers": layers, "nodes": nodes, "core": core, "edges": edges, "groups": groups,
         "group_edges": ge[["depth", "layer", "group", "lower_layer", "lower_group", "weight", "abs_weight"]],
         "exemplars": exemplars, "images": images, "thumbnails": thumbs})
+
+
+SYNTHETIC_CONCEPTS = ("stripes", "fur", "eye", "wheel", "sky")
+
+
+def synthetic_concept(depth: int, group: int) -> str:
+    """The concept `synthetic_labels` gives group `group` of depth `depth` (its rank-1 label)."""
+    return SYNTHETIC_CONCEPTS[(int(depth) * 3 + int(group)) % len(SYNTHETIC_CONCEPTS)]
+
+
+def synthetic_labels(circuits: Sequence[Circuit], encoder: str = "test-clip", dim: int = 16,
+                     noise: float = 0.4) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Labels and embeddings for every group of `circuits`, shaped like what `neurflow-kb label` writes
+    (`GraphStore.write_labels` rows): two labels per group, the first `synthetic_concept`, and an
+    embedding near that concept's prototype (seeded by the group and its run's class and depth)."""
+    proto = np.random.default_rng(0).normal(size=(len(SYNTHETIC_CONCEPTS), dim))
+    lab, emb = [], []
+    for c in circuits:
+        for g in c.groups.itertuples(index=False):
+            key = f"{c.key}/{g.layer}/{g.group}"
+            k = SYNTHETIC_CONCEPTS.index(synthetic_concept(g.depth, g.group))
+            rng = np.random.default_rng([int(g.depth), int(g.group), c.target_class, len(c.layers)])
+            emb.append({"group_key": key, "embedding": (proto[k] + noise * rng.normal(size=dim)).tolist(),
+                        "encoder": encoder})
+            for rank, j in enumerate((k, (k + 1) % len(SYNTHETIC_CONCEPTS)), start=1):
+                text = SYNTHETIC_CONCEPTS[j]
+                lab.append({"group_key": key, "concept_key": f"test/{text}", "concept": text,
+                            "vocabulary": "test", "score": 0.6 / rank, "rank": rank, "method": "clip",
+                            "encoder": encoder})
+    return pd.DataFrame(lab), pd.DataFrame(emb)

@@ -4,9 +4,11 @@
 
 The perspective has one category per node label (colour, size, caption keys, every schema property with
 its data type; bulky ones such as thumbnails and embeddings excluded from the inspector), one entry per
-relationship type (DRIVES and INFLUENCES sized and coloured by weight through rule-based styles), and
-search phrases ("templates") that run the knowledge base's questions as parameterised Cypher returning
-nodes, relationships and paths for Bloom to draw. Keys, names and timestamps are fixed, so regenerating
+relationship type (DRIVES sized by the share of the class it passes down, INFLUENCES by weight, RESEMBLES
+by cosine, red for negative weights), NeuronGroup nodes sized by their share of the class (`abs_share`),
+and search phrases ("templates") that run the knowledge base's questions as parameterised Cypher
+returning nodes, relationships and paths for Bloom to draw (class similarity as virtual SIMILAR_TO
+relationships from APOC, which the Docker image ships). Keys, names and timestamps are fixed, so regenerating
 gives the same file.
 """
 
@@ -38,7 +40,7 @@ NODE_STYLE: dict[str, tuple[str, float, list[str]]] = {
 #: Properties too bulky or too internal for Bloom's inspector.
 EXCLUDED = {"thumbnails", "embedding", "config", "versions", "timings", "data_fingerprint", "layers"}
 REL_COLOUR = {"DRIVES": "#4C8EDA", "INFLUENCES": "#A5ABB6", "LABELED": "#FFC454", "ACTIVATES": "#F79767",
-              "MEMBER_OF": "#D9C8AE"}
+              "MEMBER_OF": "#D9C8AE", "RESEMBLES": "#E08A00"}
 NEGATIVE = "#F16667"
 _DTYPES = {"STRING": "string", "INT64": "bigint", "DOUBLE": "number", "FLOAT": "number", "BOOL": "boolean"}
 
@@ -74,6 +76,8 @@ class Phrase:
 _CLASS = Param("class", "Class", "name", "toy1")
 _GROUP = Param("group", "NeuronGroup", "key", None)
 _CLASS_WHERE = "(c.name = $class OR c.key = $class OR toString(c.`index`) = $class)"
+_MODEL_A = Param("model_a", "Model", "name", "toy")
+_MODEL_B = Param("model_b", "Model", "name", "twin")
 
 SEARCH_PHRASES: tuple[Phrase, ...] = (
     Phrase("Models", """MATCH (m:Model)
@@ -84,9 +88,9 @@ RETURN m, h, c, e, r""", helper="models / classes / runs",
     Phrase("Drivers of class $class", f"""MATCH (r:Run)-[e:EXPLAINS]->(c:Class)
 WHERE r.status = 'complete' AND {_CLASS_WHERE}
 MATCH (r)-[:HAS_GROUP]->(g:NeuronGroup)
-WITH c, g ORDER BY g.influence DESC, g.key LIMIT 25
+WITH c, g ORDER BY g.abs_share DESC, g.key LIMIT 25
 OPTIONAL MATCH (g)-[d:DRIVES]->(c)
-RETURN c, g, d""", (_CLASS,), "drivers", "the 25 groups with the largest influence on the class"),
+RETURN c, g, d""", (_CLASS,), "drivers", "the 25 groups with the largest share of the class"),
     Phrase("Circuit of class $class", f"""MATCH (r:Run)-[:EXPLAINS]->(c:Class)
 WHERE r.status = 'complete' AND {_CLASS_WHERE}
 MATCH (r)-[:HAS_GROUP]->(a:NeuronGroup)-[d:DRIVES]->(b)
@@ -97,8 +101,10 @@ OPTIONAL MATCH (n:Neuron)-[m:MEMBER_OF]->(g)
 OPTIONAL MATCH (g)-[l:LABELED]->(k:Concept)
 OPTIONAL MATCH (u:NeuronGroup)-[du:DRIVES]->(g)
 OPTIONAL MATCH (g)-[dd:DRIVES]->(v)
-RETURN g, n, m, l, k, u, du, dd, v""", (_GROUP,), "group",
-           "a group's member neurons, concept labels and up/downstream groups"),
+OPTIONAL MATCH (g)-[x:RESEMBLES]-(h:NeuronGroup)
+RETURN g, n, m, l, k, u, du, dd, v, x, h""", (_GROUP,), "group",
+           "a group's member neurons, concept labels, up/downstream groups and the groups of other models "
+           "it resembles"),
     Phrase("Concept $concept", """MATCH (g:NeuronGroup)-[l:LABELED]->(k:Concept)
 WHERE toLower(k.text) = toLower($concept) OR k.key = $concept
 MATCH (r:Run)-[:HAS_GROUP]->(g)
@@ -117,6 +123,36 @@ WHERE gb.run = rb.key
 RETURN ga, ma, n, mb, gb""", (Param("class_a", "Class", "name", "toy1"),
                                Param("class_b", "Class", "name", "toy2")), "shared",
            "neurons in groups of both classes' circuits"),
+    Phrase("Classes similar to $class", f"""MATCH (r:Run)-[:EXPLAINS]->(c:Class)
+WHERE r.status = 'complete' AND {_CLASS_WHERE}
+MATCH (r)-[:HAS_GROUP]->(ga:NeuronGroup)<-[:MEMBER_OF]-(n:Neuron)
+WHERE ga.depth < size(r.layers) - 1
+WITH r, c, n, ga.layer AS layer, sum(ga.abs_share / ga.size) AS pa
+MATCH (n)-[:MEMBER_OF]->(gb:NeuronGroup)<-[:HAS_GROUP]-(rb:Run)-[:EXPLAINS]->(cb:Class)
+WHERE rb.status = 'complete' AND rb.model = r.model AND cb <> c
+WITH r, c, cb, rb, n, pa, sum(gb.abs_share / gb.size) AS pb
+WITH r, c, cb, rb, sum(CASE WHEN pa < pb THEN pa ELSE pb END) AS overlap
+WITH c, cb, overlap / (size(r.layers) - 2) AS similarity
+ORDER BY similarity DESC, cb.key LIMIT 10
+CALL apoc.create.vRelationship(c, 'SIMILAR_TO', {{similarity: similarity}}, cb) YIELD rel
+RETURN c, rel, cb""", (_CLASS,), "similar",
+           "the 10 classes of the same model whose circuits route the most share through the same neurons "
+           "(virtual SIMILAR_TO relationships carrying the similarity)"),
+    Phrase("Compare class $class in $model_a and $model_b", f"""MATCH (ma:Model), (mb:Model)
+WHERE (ma.name = $model_a OR ma.key = $model_a) AND (mb.name = $model_b OR mb.key = $model_b)
+MATCH (ra:Run)-[:EXPLAINS]->(c:Class)
+WHERE ra.status = 'complete' AND ra.model = ma.key AND {_CLASS_WHERE}
+MATCH (rb:Run)-[:EXPLAINS]->(cb:Class)
+WHERE rb.status = 'complete' AND rb.model = mb.key
+  AND (cb.name = c.name OR (c.name IS NULL AND cb.`index` = c.`index`))
+MATCH (ra)-[:HAS_GROUP]->(ga:NeuronGroup)-[x:RESEMBLES]-(gb:NeuronGroup)<-[:HAS_GROUP]-(rb)
+OPTIONAL MATCH (ga)-[la:LABELED]->(ka:Concept)
+WHERE la.rank = 1
+OPTIONAL MATCH (gb)-[lb:LABELED]->(kb:Concept)
+WHERE lb.rank = 1
+RETURN ga, x, gb, la, ka, lb, kb""", (_CLASS, _MODEL_A, _MODEL_B), "compare",
+           "the groups of one class in two models that resemble each other (CLIP embedding cosine), with "
+           "their best concept labels"),
     Phrase("Path from group $group", """MATCH p = (g:NeuronGroup)-[:DRIVES*1..16]->(:Class)
 WHERE g.key = $group AND all(d IN relationships(p) WHERE d.weight > 0)
 WITH p, reduce(s = 1.0, d IN relationships(p) | s * d.weight) AS strength
@@ -134,6 +170,10 @@ RETURN i, a, g""", (_GROUP,), "debug --save",
 def _category(i: int, label: str) -> dict[str, Any]:
     colour, size, captions = NODE_STYLE[label]
     props = schema().nodes[label].props
+    rules = []
+    if label == "NeuronGroup":      # a group is drawn as large as its share of the class
+        rules = [_rule("NeuronGroup-share", type="range", basedOn="abs_share", applySize=True, minSize=1,
+                       maxSize=4, minSizeValue=0, maxSizeValue=1)]
     return {
         "id": i, "name": label, "labels": [label], "createdAt": CREATED_AT, "lastEditedAt": CREATED_AT,
         "color": colour, "size": size, "icon": "no-icon", "textSize": 1, "textAlign": "top",
@@ -143,7 +183,7 @@ def _category(i: int, label: str) -> dict[str, Any]:
         "properties": [{"name": p, "exclude": p in EXCLUDED, "isCaption": p in captions,
                         "dataType": _dtype(t)} for p, t in props],
         "hiddenProperties": [p for p, _ in props if p in EXCLUDED],
-        "styleRules": [],
+        "styleRules": rules,
     }
 
 
@@ -156,8 +196,10 @@ def _rule(rid: str, **kw: Any) -> dict[str, Any]:
 
 
 def _weight_rules(rtype: str) -> list[dict[str, Any]]:
-    """Width from |weight| (range rule on abs_weight or weight) and red for negative weights."""
-    size_key = "abs_weight" if "abs_weight" in schema().rels[rtype].columns else "weight"
+    """Width from the share passed down (abs_share) or |weight| (abs_weight, weight), red for negative
+    weights."""
+    cols = schema().rels[rtype].columns
+    size_key = next(k for k in ("abs_share", "abs_weight", "weight") if k in cols)
     return [
         _rule(f"{rtype}-width", type="range", basedOn=size_key, applySize=True, minSize=1, maxSize=12,
               minSizeValue=0, maxSizeValue=1),
@@ -172,7 +214,10 @@ def _relationship(rtype: str) -> dict[str, Any]:
     if rtype == "LABELED":
         rules = [_rule("LABELED-width", type="range", basedOn="score", applySize=True, minSize=1, maxSize=8,
                        minSizeValue=0, maxSizeValue=1)]
-    caption = "weight" if "weight" in rel.columns else ("score" if "score" in rel.columns else None)
+    if rtype == "RESEMBLES":
+        rules = [_rule("RESEMBLES-width", type="range", basedOn="cosine", applySize=True, minSize=1,
+                       maxSize=8, minSizeValue=0.5, maxSizeValue=1)]
+    caption = _caption(rel.columns)
     return {
         "id": rtype, "name": rtype, "color": REL_COLOUR.get(rtype, "#A5ABB6"), "size": 1, "textSize": 1,
         "textAlign": "top", "captionKeys": [caption] if caption else [],
@@ -181,6 +226,11 @@ def _relationship(rtype: str) -> dict[str, Any]:
         "properties": [{"propertyKey": p, "type": rtype, "dataType": _dtype(t)} for p, t in rel.props],
         "styleRules": rules,
     }
+
+
+def _caption(columns: list[str]) -> str | None:
+    """The property a relationship is captioned with: the share it passes, else weight, score, cosine."""
+    return next((k for k in ("abs_share", "weight", "score", "cosine") if k in columns), None)
 
 
 def _template(i: int, phrase: Phrase) -> dict[str, Any]:
@@ -231,7 +281,8 @@ def style_grass() -> str:
                   f"  diameter: {int(30 + 15 * size)}px;", "  text-color-internal: #1D2330;",
                   f'  caption: "{caption}";', "}"]
     for rtype, rel in schema().rels.items():
-        cap = "{weight}" if "weight" in rel.columns else ("{score}" if "score" in rel.columns else "<type>")
+        key = _caption(rel.columns)
+        cap = "{" + key + "}" if key else "<type>"
         width = "3px" if rtype == "DRIVES" else "1px"
         lines += [f"relationship.{rtype} {{", f"  color: {REL_COLOUR.get(rtype, '#A5ABB6')};",
                   f"  shaft-width: {width};", f'  caption: "{cap}";', "}"]

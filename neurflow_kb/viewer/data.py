@@ -91,13 +91,14 @@ def from_circuit(circuit: Circuit, max_thumbnails: int = MAX_THUMBNAILS,
             {"neuron": int(row.neuron), "subconcept": int(row.subconcept),
              "activation": float(row.activation), "size": int(row.size)})
     groups = []
-    ordered = circuit.groups.sort_values(["depth", "influence", "group"], ascending=[False, False, True])
+    ordered = circuit.groups.sort_values(["depth", "abs_share", "group"], ascending=[False, False, True])
     for g in ordered.itertuples(index=False):
         key = (int(g.depth), int(g.group))
         groups.append({
             "id": group_id(*key), "depth": key[0], "layer": str(g.layer), "index": key[1],
             "size": int(g.size),
-            "neurons": int(g.n_neurons), "silhouette": _num(g.silhouette), "influence": _num(g.influence),
+            "neurons": int(g.n_neurons), "silhouette": _num(g.silhouette), "share": _num(g.share),
+            "abs_share": _num(g.abs_share), "influence": _num(g.influence),
             "abs_influence": _num(g.abs_influence), "members": members.get(key, []),
             "labels": labels.get(key, []), "thumbnails": thumbs.get(key, [])})
     depth_of = {str(r.name): int(r.depth) for r in circuit.layers.itertuples(index=False)}
@@ -106,12 +107,13 @@ def from_circuit(circuit: Circuit, max_thumbnails: int = MAX_THUMBNAILS,
         lower_depth = depth_of.get(str(e.lower_layer), int(e.depth) - 1)
         edges.append({"source": group_id(lower_depth, int(e.lower_group)),
                       "target": group_id(int(e.depth), int(e.group)),
-                      "weight": _num(e.weight), "abs_weight": _num(e.abs_weight)})
+                      "weight": _num(e.weight), "abs_weight": _num(e.abs_weight), "share": _num(e.share),
+                      "abs_share": _num(e.abs_share)})
     top = int(circuit.layers["depth"].max()) if len(circuit.layers) else 0
     for g in groups:
         if g["depth"] == top:
             edges.append({"source": g["id"], "target": CLASS_ID, "weight": g["influence"],
-                          "abs_weight": g["abs_influence"]})
+                          "abs_weight": g["abs_influence"], "share": g["share"], "abs_share": g["abs_share"]})
     layers = [{"depth": int(r.depth), "name": str(r.name), "channels": int(r.channels)}
               for r in circuit.layers.sort_values("depth").itertuples(index=False)]
     name = m.get("class_name") or str(m.get("target_class"))

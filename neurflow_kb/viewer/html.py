@@ -3,7 +3,8 @@
 Nothing is fetched when the page opens (no fonts, scripts or images from the network; a Content Security
 Policy forbids it). Layers are rows, the class on top; each group is a card with exemplar thumbnails and
 top labels; edges are SVG curves whose width follows |weight| (blue positive, red negative). Clicking a
-group shows its members, labels and up/downstream groups. Page, CSS and JS live in `assets/`.
+group shows its members, labels and up/downstream groups. Two circuits can share a page (`CompareView`):
+side by side, matched groups linked and highlighted. Page, CSS and JS live in `assets/`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .compare import CompareView
 from .data import CircuitView
 
 
@@ -28,19 +30,23 @@ def _json_for_script(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_html(view: CircuitView) -> str:
-    """The whole page for one circuit view, as a string."""
-    m = view.meta
-    bits = [f"run {m.get('run')}", f"{len(view.groups)} groups", f"{len(view.edges)} edges"]
-    if m.get("images") is not None:
-        bits.append(f"{m.get('images')} images")
-    bits.append(f"labels: {m.get('encoder')}" if m.get("labelled") else "not labelled")
+def render_html(view: CircuitView | CompareView) -> str:
+    """The whole page for one circuit view (or two side by side), as a string."""
+    if isinstance(view, CompareView):
+        bits = [f"A: run {view.a.meta.get('run')}", f"B: run {view.b.meta.get('run')}",
+                f"{len(view.links)} matched group pairs ({view.link_kind})"]
+    else:
+        m = view.meta
+        bits = [f"run {m.get('run')}", f"{len(view.groups)} groups", f"{len(view.edges)} edges"]
+        if m.get("images") is not None:
+            bits.append(f"{m.get('images')} images")
+        bits.append(f"labels: {m.get('encoder')}" if m.get("labelled") else "not labelled")
     parts = {"TITLE": html.escape(view.title), "META": html.escape(" | ".join(bits)),
              "CSS": _asset("viewer.css"), "JS": _asset("viewer.js"), "DATA": _json_for_script(view.to_json())}
     return re.sub(r"__(TITLE|META|CSS|JS|DATA)__", lambda mt: parts[mt.group(1)], _asset("page.html"))
 
 
-def write_html(view: CircuitView, path: str | Path) -> Path:
+def write_html(view: CircuitView | CompareView, path: str | Path) -> Path:
     """Write the viewer page to `path` (parent folders created)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

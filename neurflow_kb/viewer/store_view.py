@@ -58,11 +58,13 @@ def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | No
         groups.append({
             "id": r.group_key, "depth": int(r.depth), "layer": str(r.layer), "index": int(r.group_index),
             "size": int(r.size), "neurons": int(r.neurons), "silhouette": _num(r.silhouette),
+            "share": _num(r.share), "abs_share": _num(r.abs_share),
             "influence": _num(r.influence), "abs_influence": _num(r.abs_influence),
             "members": members.get(r.group_key, []), "labels": labels.get(r.group_key, []),
             "thumbnails": list(r.thumbnails or [])})
     edges = [{"source": r.source, "target": CLASS_ID if r.target_kind == "Class" else r.target,
-              "weight": _num(r.weight), "abs_weight": _num(r.abs_weight)}
+              "weight": _num(r.weight), "abs_weight": _num(r.abs_weight), "share": _num(r.share),
+              "abs_share": _num(r.abs_share)}
              for r in edges_df.itertuples(index=False)]
     layer_names = list(head["layers"] or [])
     channels = {str(r.name): int(r.channels) for r in layers_df.itertuples(index=False)}
@@ -92,3 +94,37 @@ def _num(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return None if f != f else f
+
+
+def compare_store_view(store: StoreLike, cls: ClassLike | None = None, model: str | None = None,
+                       run: str | None = None, other_cls: ClassLike | None = None,
+                       other_model: str | None = None, other_run: str | None = None) -> Any:
+    """Two runs side by side (`CompareView`): `other_cls` of the same model (matched by shared neurons),
+    or the same class of `other_model` (matched by RESEMBLES, the CLIP embedding cosine)."""
+    import pandas as pd
+
+    from ..compare import group_links
+    from .compare import COSINE, SHARED_NEURONS, _pairs, compare_view
+
+    with _opened(store) as st:
+        key_a = resolve_run(st, cls, model, run)
+        if other_run is None and other_cls is None and other_model is None:
+            raise UserError("say what to compare with: --compare-class CLASS (same model), --compare-model "
+                            "MODEL (same class) or --compare-run KEY")
+        key_b = resolve_run(st, other_cls if other_cls is not None else cls, other_model or model, other_run)
+        if key_a == key_b:
+            raise UserError("both sides are the same run; compare another class or another model")
+        va, vb = circuit_view(st, run=key_a), circuit_view(st, run=key_b)
+        model_a = run_named(st, "view_run", run=key_a)["model"].iloc[0]
+        model_b = run_named(st, "view_run", run=key_b)["model"].iloc[0]
+        if model_a == model_b:
+            members = run_named(st, "similar_members", runs=[key_a, key_b])
+            rows = group_links(members[members["run"] == key_a], members[members["run"] == key_b])
+            links = pd.DataFrame({"a": rows["group_a"], "b": rows["group_b"], "score": rows["score"]})
+            kind = SHARED_NEURONS
+        else:
+            rel = run_named(st, "compare_links", runs=[key_a, key_b])
+            rel = rel.rename(columns={"source": "src", "target": "dst"})
+            links = _pairs(rel, {g["id"] for g in va.groups})
+            kind = COSINE
+    return compare_view(va, vb, links, kind)

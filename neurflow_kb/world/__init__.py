@@ -3,6 +3,7 @@
     from neurflow_kb.world import generate, world_adapter, load_world_clip
     data = generate(600, seed=1)                    # images, labels, captions, concept records, masks
     adapter = world_adapter()                       # ModelAdapter over the shipped WorldNet
+    plain = world_plain_adapter()                   # ... and over the shipped WorldPlainNet (no skips)
     model, preprocess, tokenizer = load_world_clip()  # open_clip CLIP trained on the world
 
 Nothing here downloads or trains anything; training lives in `neurflow_kb.world.train`.
@@ -47,6 +48,7 @@ from .generator import (
     region_caption,
     region_concepts,
 )
+from .plain import PLAIN_FILE, WORLD_PLAIN_LAYERS, WorldPlainNet, load_world_plain
 
 
 def class_concepts(cls: int | str) -> dict[str, str]:
@@ -72,9 +74,28 @@ def world_preprocess() -> Any:
 
 def world_weights_id() -> str:
     """A short id of the shipped classifier weights ('world-' + first 12 hex digits of their SHA-256)."""
+    return _file_id("world-", CLASSIFIER_FILE)
+
+
+def world_plain_weights_id() -> str:
+    """A short id of the shipped plain world net ('world-plain-' + first 12 hex digits of its SHA-256)."""
+    return _file_id("world-plain-", PLAIN_FILE)
+
+
+def _file_id(prefix: str, path: Any) -> str:
     import hashlib
 
-    return "world-" + hashlib.sha256(CLASSIFIER_FILE.read_bytes()).hexdigest()[:12]
+    return prefix + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def world_plain_adapter(path: str | None = None, layers: list[str] | None = None) -> Any:
+    """A `ModelAdapter` over the trained plain world net, chain ``block1 .. block4, fc``."""
+    from ..models import ModelAdapter
+
+    model = load_world_plain(path)
+    return ModelAdapter(model, list(layers or WORLD_PLAIN_LAYERS), name="world_plain",
+                        weights=str(path) if path else world_plain_weights_id(),
+                        preprocess=world_preprocess(), class_names=list(CLASS_NAMES))
 
 
 def world_adapter(path: str | None = None, layers: list[str] | None = None) -> Any:
@@ -92,8 +113,10 @@ def world_adapter(path: str | None = None, layers: list[str] | None = None) -> A
 __all__ = [
     "BACKGROUNDS", "CLASS_KINDS", "CLASS_NAMES", "COLOURS", "CONCEPTS", "CONCEPT_KIND", "CONCEPT_KINDS",
     "CONCEPT_TEMPLATES", "IMAGE_SIZE", "PARTS", "SHAPES", "TEXTURES", "WORLD_CLASSES", "WORLD_CLIP_NAME",
-    "WORLD_LAYERS", "WORLD_MEAN", "WORLD_STD", "WorldBatch", "WorldClass", "WorldNet", "all_captions",
+    "WORLD_LAYERS", "WORLD_MEAN", "WORLD_PLAIN_LAYERS", "WORLD_STD", "WorldBatch", "WorldClass", "WorldNet",
+    "WorldPlainNet", "all_captions",
     "caption", "class_caption", "class_concepts", "concept_prompts", "generate", "load_world_classifier",
-    "load_world_clip", "normalize_images", "region_caption", "region_concepts", "register_world_clip",
-    "world_adapter", "world_clip_checkpoint", "world_clip_dir", "world_preprocess", "world_weights_id",
+    "load_world_clip", "load_world_plain", "normalize_images", "region_caption", "region_concepts",
+    "register_world_clip", "world_adapter", "world_clip_checkpoint", "world_clip_dir", "world_plain_adapter",
+    "world_plain_weights_id", "world_preprocess", "world_weights_id",
 ]

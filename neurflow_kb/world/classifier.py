@@ -6,7 +6,9 @@ natural: ``WORLD_LAYERS``. Input: normalised [B,3,64,64] (`neurflow_kb.world.nor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -16,6 +18,7 @@ from .generator import CLASS_NAMES
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 CLASSIFIER_FILE = ASSETS / "world_classifier.pt"
+M = TypeVar("M", bound=nn.Module)
 WORLD_LAYERS: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4", "fc")
 WORLD_WIDTHS: tuple[int, int, int, int] = (16, 32, 48, 64)
 
@@ -63,14 +66,22 @@ class WorldNet(nn.Module):
 
 def load_world_classifier(path: str | Path | None = None) -> WorldNet:
     """The trained world classifier in eval mode (the shipped weights, or a state dict at `path`)."""
-    p = Path(path) if path is not None else CLASSIFIER_FILE
+    return load_checkpoint(WorldNet, path, CLASSIFIER_FILE, "world classifier", "classifier")
+
+
+def load_checkpoint(factory: Callable[[], M], path: str | Path | None, default: Path, what: str,
+                    train: str) -> M:
+    """A world model built by `factory` with the state dict at `path` (default: the shipped `default`),
+    in eval mode; a missing file or foreign weights are a one-line `UserError`."""
+    p = Path(path) if path is not None else default
     if not p.is_file():
-        raise UserError(f"world classifier weights not found at {p}; train them with "
-                        "`python -m neurflow_kb.world.train classifier` or reinstall neurflow-kb")
+        raise UserError(f"{what} weights not found at {p}; train them with "
+                        f"`python -m neurflow_kb.world.train {train}` or reinstall neurflow-kb")
     state = torch.load(p, map_location="cpu", weights_only=True)
-    model = WorldNet()
+    model = factory()
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise UserError(f"{p} does not hold WorldNet weights: {str(exc).splitlines()[0]}") from exc
+        raise UserError(f"{p} does not hold {type(model).__name__} weights: "
+                        f"{str(exc).splitlines()[0]}") from exc
     return model.eval()

@@ -1,6 +1,7 @@
 """Seeded, reproducible training of the world classifier and the tiny world CLIP on this CPU.
 
     python -m neurflow_kb.world.train classifier          # ~3 min, writes assets/world_classifier.pt
+    python -m neurflow_kb.world.train plain               # ~4 min, writes assets/world_plain.pt
     python -m neurflow_kb.world.train clip                # ~5 min, writes assets/world_clip/
     python -m neurflow_kb.world.train evaluate            # accuracy of the shipped checkpoints
 
@@ -50,10 +51,12 @@ from .generator import (
     region_caption,
     region_concepts,
 )
+from .plain import PLAIN_FILE, WorldPlainNet, load_world_plain
 
 TEST_SEED = 7            # the held-out test set of the accuracy figures and the tests
 _CLASSIFIER_SEEDS = 1_000_000
 _CLIP_SEEDS = 2_000_000
+_PLAIN_SEEDS = 3_000_000
 
 
 def _say(message: str) -> None:
@@ -146,19 +149,30 @@ def classifier_accuracy(model: nn.Module, n: int = 1000, seed: int = TEST_SEED,
 def train_classifier(cfg: ClassifierTraining | None = None, log: Callable[[str], None] | None = _say
                      ) -> TrainResult:
     """Train `WorldNet` on fresh world images with AdamW and a one-cycle schedule."""
-    cfg = cfg or ClassifierTraining()
+    return _train(cfg or ClassifierTraining(), log, WorldNet, _CLASSIFIER_SEEDS, "classifier")
+
+
+def train_plain(cfg: ClassifierTraining | None = None,
+                log: Callable[[str], None] | None = _say) -> TrainResult:
+    """Train `WorldPlainNet` the same way (fresh images every epoch, one-cycle AdamW), other data seeds."""
+    return _train(cfg or ClassifierTraining(), log, WorldPlainNet, _PLAIN_SEEDS, "plain")
+
+
+def _train(cfg: ClassifierTraining, log: Callable[[str], None] | None, factory: Callable[[], nn.Module],
+           seeds: int, what: str) -> TrainResult:
     log = log or (lambda _: None)
     started = time.perf_counter()
+    cpu0 = time.process_time()
     history: list[dict[str, float]] = []
     test = generate(cfg.test_images, TEST_SEED)
     with deterministic(cfg.seed, cfg.threads):
-        model = WorldNet()
+        model = factory()
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = cfg.images_per_epoch // cfg.batch_size
         sched = _one_cycle(opt, cfg.epochs * steps_per_epoch)
         order_gen = torch.Generator().manual_seed(cfg.seed)
         for epoch in range(cfg.epochs):
-            data = generate(cfg.images_per_epoch, _CLASSIFIER_SEEDS + 10_000 * cfg.seed + epoch)
+            data = generate(cfg.images_per_epoch, seeds + 10_000 * cfg.seed + epoch)
             x, y = data.tensor(), data.labels_tensor()
             order = torch.randperm(len(y), generator=order_gen)
             model.train()
@@ -176,13 +190,14 @@ def train_classifier(cfg: ClassifierTraining | None = None, log: Callable[[str],
             acc = classifier_accuracy(model, batch=test)
             row = {"epoch": epoch, "loss": float(np.mean(losses)), "train_accuracy":
                    correct / (steps_per_epoch * cfg.batch_size), "test_accuracy": acc,
-                   "seconds": time.perf_counter() - started}
+                   "seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu0}
             history.append(row)
-            log(f"classifier epoch {epoch}: loss {row['loss']:.4f} train {row['train_accuracy']:.3f} "
+            log(f"{what} epoch {epoch}: loss {row['loss']:.4f} train {row['train_accuracy']:.3f} "
                 f"test {acc:.4f} ({row['seconds']:.0f} s)")
     model.eval()
     seconds = time.perf_counter() - started
-    return TrainResult(model, history, {"test_accuracy": history[-1]["test_accuracy"]}, seconds, asdict(cfg))
+    metrics = {"test_accuracy": history[-1]["test_accuracy"], "cpu_seconds": time.process_time() - cpu0}
+    return TrainResult(model, history, metrics, seconds, asdict(cfg))
 
 
 def save_classifier(result: TrainResult, path: Path = CLASSIFIER_FILE) -> Path:
@@ -411,7 +426,8 @@ def evaluate_shipped(n: int = 1000, threads: int = 1) -> dict[str, float]:
     from .clip import load_world_clip
 
     torch.set_num_threads(threads)
-    out = {"classifier_test_accuracy": classifier_accuracy(load_world_classifier(), n)}
+    out = {"classifier_test_accuracy": classifier_accuracy(load_world_classifier(), n),
+           "plain_test_accuracy": classifier_accuracy(load_world_plain(), n)}
     model, _, tokenizer = load_world_clip()
     out["clip_caption_top1"] = clip_caption_accuracy(model, tokenizer, n)
     out["clip_concept_top1_crops"] = clip_concept_accuracy(model, tokenizer, n)
@@ -421,7 +437,7 @@ def evaluate_shipped(n: int = 1000, threads: int = 1) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     """CLI: train the classifier or the tiny CLIP, or evaluate the shipped checkpoints."""
     p = argparse.ArgumentParser(prog="python -m neurflow_kb.world.train", description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["classifier", "clip", "evaluate"])
+    p.add_argument("what", choices=["classifier", "plain", "clip", "evaluate"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs", type=int, default=None, help="classifier epochs")
@@ -433,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "evaluate":
         print(json.dumps(evaluate_shipped(threads=args.threads)))
         return 0
-    if args.what == "classifier":
+    if args.what in ("classifier", "plain"):
         ccfg = ClassifierTraining(seed=args.seed, threads=args.threads)
         if args.epochs:
             ccfg.epochs = args.epochs
@@ -441,8 +457,12 @@ def main(argv: list[str] | None = None) -> int:
             ccfg.images_per_epoch = args.images_per_epoch
         if args.lr:
             ccfg.lr = args.lr
-        result = train_classifier(ccfg)
-        path = save_classifier(result, args.out or CLASSIFIER_FILE)
+        if args.what == "classifier":
+            result = train_classifier(ccfg)
+            path = save_classifier(result, args.out or CLASSIFIER_FILE)
+        else:
+            result = train_plain(ccfg)
+            path = save_classifier(result, args.out or PLAIN_FILE)
     else:
         kcfg = ClipTraining(seed=args.seed, threads=args.threads)
         if args.steps:

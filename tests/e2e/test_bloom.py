@@ -11,9 +11,10 @@ import pytest
 from neo4j import GraphDatabase
 from neo4j.graph import Node, Path, Relationship
 
+from neurflow_kb import queries
 from neurflow_kb.store import Neo4jStore, refuse_writes
 from neurflow_kb.store.schema import cypher_dir, schema
-from neurflow_kb.store.synthetic import synthetic_circuit
+from neurflow_kb.store.synthetic import synthetic_circuit, synthetic_labels
 from neurflow_kb.viewer.bloom import SEARCH_PHRASES, perspective, style_grass
 
 TOY_CHAIN = (("conv", 32), ("b1", 48), ("b2", 48), ("logits", 10))
@@ -53,7 +54,10 @@ def test_perspective_has_blooms_export_fields() -> None:
     rels = {r["name"]: r for r in p["relationshipTypes"]}
     assert set(rels) == set(sch.rels)
     drives = rels["DRIVES"]["styleRules"]
-    assert any(r["type"] == "range" and r["applySize"] and r["basedOn"] == "abs_weight" for r in drives)
+    assert any(r["type"] == "range" and r["applySize"] and r["basedOn"] == "abs_share" for r in drives)
+    group_rules = cats["NeuronGroup"]["styleRules"]
+    assert any(r["type"] == "range" and r["basedOn"] == "abs_share" for r in group_rules)
+    assert any(r["basedOn"] == "cosine" for r in rels["RESEMBLES"]["styleRules"])
     assert any(r["basedOn"] == "weight" and r["applyColor"] and r["condition"] == "less" for r in drives)
     assert {seg["relationshipType"] for seg in p["metadata"]["pathSegments"]} == set(sch.rels)
     assert len(p["templates"]) == len(SEARCH_PHRASES) >= 7
@@ -67,15 +71,19 @@ def test_perspective_has_blooms_export_fields() -> None:
             assert param["suggestionProp"] in sch.nodes[param["suggestionLabel"]].columns
         assert set(re.findall(r"\$\w+", t["cypher"])) == {param["name"] for param in t["params"]}
     helpers = {ph.helper for ph in SEARCH_PHRASES}
-    assert {"drivers", "circuit", "group", "concept", "shared", "path"} <= helpers
+    assert {"drivers", "circuit", "group", "concept", "shared", "similar", "compare", "path"} <= helpers
 
 
 @pytest.mark.neo4j
 def test_every_search_phrase_runs_on_neo4j_and_finds_something(neo4j_clean) -> None:
     srv = neo4j_clean
-    circuits = [toy(c) for c in (1, 2, 3)]
+    twin = synthetic_circuit(1, chain=(("stem", 24), ("s1", 40), ("s2", 40), ("s3", 64), ("head", 10)),
+                             nodes_per_layer=(3, 12, 24, 30), tau=8, model="twin", weights="v2",
+                             class_names=TOY_NAMES, seed=5)
+    circuits = [toy(1), toy(2), toy(3), twin]
     with Neo4jStore(srv.uri, user=srv.user, password=srv.password, database=srv.database) as store:
         store.write_circuits(circuits)
+        store.write_labels(*synthetic_labels(circuits))           # labels, embeddings and RESEMBLES
     with GraphDatabase.driver(srv.uri, auth=srv.auth) as driver:
         def run(cypher: str, **params):
             return driver.execute_query(cypher, params, database_=srv.database).records
@@ -91,7 +99,8 @@ def test_every_search_phrase_runs_on_neo4j_and_finds_something(neo4j_clean) -> N
             "MERGE (g)-[:LABELED {score: 0.9, rank: 1, method: 'clip-mean-softmax', encoder: 'test'}]->(k) "
             "MERGE (i:Image {key: 'sha256:abc', uri: 'cat.png', label: -1, predicted: 1}) "
             "MERGE (i)-[:ACTIVATES {score: 1.2, crop: 3}]->(g)", g=low)
-        examples = {"class": "toy1", "class_a": "toy1", "class_b": "toy2", "concept": "red"}
+        examples = {"class": "toy1", "class_a": "toy1", "class_b": "toy2", "concept": "red", "model_a": "toy",
+                    "model_b": "twin"}
         for phrase in SEARCH_PHRASES:
             params = {p.name: examples.get(p.name, low) for p in phrase.params}
             if phrase.helper == "group":
@@ -100,6 +109,15 @@ def test_every_search_phrase_runs_on_neo4j_and_finds_something(neo4j_clean) -> N
             assert records, f"search phrase {phrase.text!r} found nothing with {params}"
             values = [v for r in records for v in r.values() if v is not None]
             assert any(isinstance(v, Node | Relationship | Path) for v in values), phrase.text
+        # the class neighbourhood carries the same similarity as `query similar`
+        similar = next(p.cypher for p in SEARCH_PHRASES if p.helper == "similar")
+        got = {r["cb"]["name"]: r["rel"]["similarity"] for r in run(similar, **{"class": "toy1"})}
+        with Neo4jStore(srv.uri, user=srv.user, password=srv.password, database=srv.database,
+                    read_only=True) as store:
+            want = queries.similar(store, "toy1", model="toy")
+        assert got.keys() == set(want["class_name"])
+        for name, score in zip(want["class_name"], want["similarity"], strict=True):
+            assert got[name] == pytest.approx(score, abs=1e-12)
         path = run(next(p.cypher for p in SEARCH_PHRASES if p.helper == "path"), group=low)[0]["p"]
         assert path.start_node["key"] == low and "Class" in path.end_node.labels
         assert all(r["weight"] > 0 for r in path.relationships)

@@ -90,3 +90,85 @@ def test_debug_explanation_page_opens_offline(planted: Planted, browser, tmp_pat
     page.screenshot(path=str(ARTIFACTS / "debug.png"), full_page=True)
     assert errors == [] and [r for r in requests if not r.startswith(("file:", "data:"))] == []
     page.close()
+
+
+def check_compare_page(browser, out: Path, view, shot: str) -> None:
+    """Both circuits drawn, every match linked, matched groups marked; a click highlights its partners."""
+    page, errors, requests = open_page(browser, out)
+    assert page.locator("#pane-a .group:not(.class-node)").count() == len(view.a.groups)
+    assert page.locator("#pane-b .group:not(.class-node)").count() == len(view.b.groups)
+    assert page.locator(".class-node").count() == 2
+    assert page.locator("#pane-a .edges path").count() == len(view.a.edges)
+    assert page.locator("#pane-b .edges path").count() == len(view.b.edges)
+    assert len(view.links) > 0 and page.locator("#links path").count() == len(view.links)
+    assert page.locator("#pane-a .group.matched").count() == len(view.matched("a"))
+    assert page.locator("#pane-b .group.matched").count() == len(view.matched("b"))
+    # click the matched group of A with the most partners: they light up in B, with their links
+    partners: dict[str, set[str]] = {}
+    for link in view.links:
+        partners.setdefault(link["a"], set()).add(link["b"])
+    gid = max(sorted(partners), key=lambda k: len(partners[k]))
+    page.locator(f"#pane-a .group[data-id='{gid}']").click()
+    assert page.locator("#details").get_attribute("data-group") == gid
+    hot = {page.locator("#pane-b .group.match-hot").nth(i).get_attribute("data-id")
+           for i in range(page.locator("#pane-b .group.match-hot").count())}
+    assert hot == partners[gid]
+    assert page.locator("#links path.hot").count() == len(partners[gid])
+    assert page.locator("#details .match-table tr").count() == len(partners[gid]) + 1
+    # following a match selects the partner group in B
+    page.locator("#details .match-table a").first.click()
+    assert page.locator("#details").get_attribute("data-group") in partners[gid]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+    assert errors == []
+    assert [r for r in requests if not r.startswith(("file:", "data:"))] == []
+    page.close()
+
+
+TOY_NAMES = [f"toy{j}" for j in range(10)]
+
+
+def toy(cls: int) -> Circuit:
+    from neurflow_kb.store.synthetic import synthetic_circuit
+
+    return synthetic_circuit(cls, chain=(("conv", 32), ("b1", 48), ("b2", 48), ("logits", 10)),
+                             nodes_per_layer=(2, 10, 20), tau=6, model="toy", weights="random",
+                             class_names=TOY_NAMES)
+
+
+def test_two_classes_side_by_side_match_groups_by_shared_neurons(browser, tmp_path: Path) -> None:
+    from neurflow_kb.viewer import compare_artifacts
+
+    a, b = toy(1).save(tmp_path / "toy1"), toy(3).save(tmp_path / "toy3")
+    out = tmp_path / "two-classes.html"
+    run = subprocess.run([CLI, "view", "--artifact", str(a), "--compare-artifact", str(b), "-o", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    view = compare_artifacts(Circuit.load(a), Circuit.load(b))
+    assert f"{len(view.links)} matched pairs by share through shared neurons" in run.stdout
+    check_compare_page(browser, out, view, "viewer-compare-classes.png")
+
+
+def test_one_class_of_two_models_side_by_side_from_the_store(browser, tmp_path: Path) -> None:
+    from neurflow_kb.store import LadybugStore
+    from neurflow_kb.store.synthetic import synthetic_circuit, synthetic_labels
+    from neurflow_kb.viewer.store_view import compare_store_view
+
+    twin = synthetic_circuit(1, chain=(("stem", 24), ("s1", 40), ("s2", 40), ("s3", 64), ("head", 10)),
+                             nodes_per_layer=(3, 12, 24, 30), tau=8, model="twin", weights="v2",
+                             class_names=TOY_NAMES, seed=5)
+    circuits = [toy(1), twin]
+    kb = tmp_path / "kb.lbug"
+    with LadybugStore(kb) as st:
+        st.write_circuits(circuits)
+        st.write_labels(*synthetic_labels(circuits))
+    out = tmp_path / "two-models.html"
+    run = subprocess.run([CLI, "view", "--class", "toy1", "--model", "toy", "--compare-model", "twin",
+                          "--store", str(kb), "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    view = compare_store_view(str(kb), cls="toy1", model="toy", other_model="twin")
+    assert f"{len(view.links)} matched pairs by CLIP embedding cosine" in run.stdout
+    check_compare_page(browser, out, view, "viewer-compare-models.png")
+    bad = subprocess.run([CLI, "view", "--class", "toy1", "--model", "toy", "--compare-model", "toy",
+                          "--store", str(kb), "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("Error: both sides are the same run")

@@ -15,7 +15,7 @@ import pytest
 from neurflow_kb import queries
 from neurflow_kb.artifact import Circuit
 from neurflow_kb.store import LadybugStore, Neo4jStore
-from neurflow_kb.store.graph import MODEL_RELS, model_key, model_rows, runs_rows
+from neurflow_kb.store.graph import DERIVED_RELS, MODEL_RELS, model_key, model_rows, runs_rows
 from neurflow_kb.store.synthetic import synthetic_circuit
 
 TOY_CHAIN = (("conv", 32), ("b1", 48), ("b2", 48), ("logits", 10))
@@ -66,6 +66,8 @@ def expected_counts(circuits: list[Circuit]) -> dict[str, int]:
         out[label] = len(ks)
     for rtype in MODEL_RELS:
         out[rtype] = len(pairs.get(rtype, ()))
+    for rtype in DERIVED_RELS:          # written between runs of different models once they carry embeddings
+        out[rtype] = 0
     return out
 
 
@@ -170,6 +172,10 @@ def helper_calls(circuits) -> dict:
         "concept_model": lambda s: queries.concept(s, "fur", model="mini"),
         "shared": lambda s: queries.shared(s, 1, 2, model="toy"),
         "shared_pairs": lambda s: queries.shared(s, 1, 2, by="pair"),
+        "shared_layers": lambda s: queries.shared(s, 1, 2, model="toy", by="layer"),
+        "similar": lambda s: queries.similar(s, 1, model="toy"),
+        "similar_every_model": lambda s: queries.similar(s, 2, top=2),
+        "circuit_min_share": lambda s: queries.circuit(s, 1, min_share=0.1),
         "path": lambda s: queries.path(s, gkey),
         "models": queries.models,
         "classes": queries.classes,
@@ -178,6 +184,28 @@ def helper_calls(circuits) -> dict:
         "runs_class": lambda s: queries.runs(s, model="toy", cls="toy3"),
     }
 
+
+#: Run properties that record when and how fast a run was made, not what it is.
+VOLATILE = {"Run": ("timings", "written_at")}
+
+
+def kb_tables(store) -> dict[str, pd.DataFrame]:
+    """Every node and relationship of a knowledge base (`export`), one sorted frame per label and
+    relationship type, without the volatile Run properties: two stores holding the same runs compare
+    equal with `frames_equal`."""
+    from neurflow_kb.store.graph import GraphRows
+
+    parts = list(store.export())
+    rows = GraphRows.concat([p.rows for p in parts]) if parts else GraphRows()
+    out: dict[str, pd.DataFrame] = {}
+    for label, df in rows.nodes.items():
+        df = df.drop(columns=[c for c in VOLATILE.get(label, ()) if c in df.columns])
+        out[label] = df.sort_values("key").reset_index(drop=True)
+    for (rtype, src, dst), df in rows.rels.items():
+        cols = ["src", "dst", *sorted(c for c in df.columns if c not in ("src", "dst"))]
+        key = [c for c in cols if df[c].map(lambda v: isinstance(v, str | int | float | bool)).all()]
+        out[f"{rtype}:{src}->{dst}"] = df[cols].sort_values(key).reset_index(drop=True)
+    return out
 
 
 class KBHelpers:
@@ -192,6 +220,7 @@ class KBHelpers:
     frames_equal = staticmethod(frames_equal)
     add_labels = staticmethod(add_labels)
     helper_calls = staticmethod(helper_calls)
+    kb_tables = staticmethod(kb_tables)
     cli_path = CLI
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pandas as pd
@@ -45,6 +46,14 @@ def test_init_load_and_query_formats(tmp_path, artifacts, monkeypatch):
     want = queries.drivers(str(tmp_path / "neurflow-kb.lbug"), "toy1", limit=3)
     assert [row["group_key"] for row in js] == want["group_key"].tolist()
     assert [row["influence"] for row in js] == want["influence"].tolist()
+    assert [row["abs_share"] for row in js] == want["abs_share"].tolist()          # JSON keeps fractions
+    # the table prints shares as percentages: the signed share and the (unsigned) share of the class
+    header, *lines = table.stdout.splitlines()
+    cols = header.split()
+    for line, row in zip(lines, js, strict=True):
+        cells = dict(zip(cols, line.split(), strict=True))
+        assert cells["abs_share"] == f"{100 * row['abs_share']:.1f}%"
+        assert re.fullmatch(r"[+-]?\d+\.\d%", cells["share"])
     csv = invoke(["query", "circuit", "1", "--model", "toy", "--csv"]).stdout
     assert csv.splitlines()[0].startswith("run,class,source,")
     group = json.loads(invoke(["query", "group", js[0]["group_key"], "--json"]).stdout)

@@ -73,8 +73,8 @@ def test_ingest_then_query_drivers_from_cli_and_api(tmp_path, photos, monkeypatc
     rows = json.loads(invoke(["query", "drivers", "1", "--store", str(kb), "--json"]).stdout)
     df = queries.drivers(kb, 1, model="resnet18")
     assert [row["group_key"] for row in rows] == df["group_key"].tolist()
-    want = saved.groups.sort_values("influence", ascending=False)["influence"].tolist()
-    assert df["influence"].tolist() == want and len(df) == len(saved.groups)
+    want = sorted(saved.groups["abs_share"].tolist(), reverse=True)
+    assert df["abs_share"].tolist() == want and len(df) == len(saved.groups)
 
     with LadybugStore(kb, read_only=True) as st:
         counts = st.counts()

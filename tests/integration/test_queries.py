@@ -33,13 +33,15 @@ def test_every_helper_returns_identical_rows_on_both_stores(ladybug_kb, neo4j_st
         assert rows > 0, f"{name} returned no rows; the parity check would be empty"
 
 
-def test_drivers_rank_groups_by_stored_influence(ladybug_kb):
+def test_drivers_rank_groups_by_their_share_of_the_class(ladybug_kb):
     st, circuits = ladybug_kb
     c = next(c for c in circuits if c.model == "mini" and c.target_class == 5)
     df = queries.drivers(st, 5, model="mini", limit=1000)
-    want = c.groups.sort_values("influence", ascending=False)
-    assert df["influence"].tolist() == want["influence"].tolist()
-    assert df["influence"].is_monotonic_decreasing
+    want = c.groups.sort_values("abs_share", ascending=False)
+    assert df["abs_share"].tolist() == want["abs_share"].tolist()
+    assert df["influence"].tolist() == want["influence"].tolist()     # the paper's number stays beside it
+    assert df["abs_share"].is_monotonic_decreasing
+    assert df.groupby("layer")["abs_share"].sum().round(9).eq(1.0).all()
     assert set(df["run"]) == {c.key}
     one = queries.drivers(st, 5, model="mini", layer="s2", limit=3)
     assert len(one) == min(3, int((c.groups["layer"] == "s2").sum())) and set(one["layer"]) == {"s2"}

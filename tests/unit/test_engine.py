@@ -203,6 +203,14 @@ def test_groups_and_influence_are_consistent(fitted) -> None:
         e = ge[ge.depth == depth]
         expected = (e["weight"] * e["group"].map(upper)).groupby(e["lower_group"]).sum()
         np.testing.assert_allclose(lower.loc[expected.index], expected, rtol=1e-9, atol=1e-12)
+    # shares: each layer's abs_share sums to 1 in a computed run; each group's is what its edges bring
+    np.testing.assert_allclose(groups.groupby("depth")["abs_share"].sum(), 1.0, atol=1e-9)
+    assert (groups["share"].abs() <= groups["abs_share"] + 1e-12).all()
+    for depth in range(top, 1, -1):
+        e = ge[ge.depth == depth]
+        into = e.groupby("lower_group")["abs_share"].sum()
+        lower = groups[groups.depth == depth - 1].set_index("group")["abs_share"]
+        np.testing.assert_allclose(lower.loc[into.index], into, rtol=1e-9, atol=1e-12)
 
 
 def test_bad_inputs_raise_user_errors() -> None:
@@ -259,3 +267,53 @@ def test_fit_scopes_tf32_to_the_config() -> None:
             assert (backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32) == (not allow, not allow)
     finally:
         backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32 = saved
+
+
+def test_shared_forward_gives_the_rowwise_numbers() -> None:
+    """Rows of one exemplar share each (exemplar, step) forward and one batched backward: bit for bit the
+    numbers of one (row, step) pair at a time, at every batch size (chunks split units of many targets)."""
+    from neurflow_kb.engine.ig import integrated_gradients
+
+    adapter = adapter_for(small_cnn(), CHAIN)
+    with torch.no_grad():
+        maps = adapter.activations(images(6), ["block1"])["block1"]
+    g = torch.Generator().manual_seed(0)
+    rows = torch.cat([torch.randperm(6, generator=g)[:4] for _ in range(5)])       # 5 targets x 4 exemplars
+    targets = torch.arange(5).repeat_interleave(4) * 3
+    rowwise = integrated_gradients(adapter, "block1", "down", maps, rows, targets, steps=12,
+                                   share_forward=False, with_scale=True)
+    for batch in (7, 64, 1000):
+        shared = integrated_gradients(adapter, "block1", "down", maps, rows, targets, steps=12,
+                                      batch_size=batch, share_forward=True, with_scale=True)
+        assert torch.equal(shared.attributions, rowwise.attributions), batch
+        assert torch.equal(shared.scale, rowwise.scale), batch
+        np.testing.assert_allclose(shared.delta, rowwise.delta, rtol=1e-6, atol=1e-7)
+    # the absolute mass bounds the attribution: |sum_i w_i mean(x g_i)| <= sum_i w_i mean|x g_i|
+    assert (rowwise.attributions.abs() <= rowwise.scale * (1 + 1e-6) + 1e-12).all()
+
+
+def test_channels_last_and_float16_run_the_same_circuit_nodes(fitted) -> None:
+    circuit, adapter, x, cfg = fitted
+    model = small_cnn()
+    nhwc = NeurFlow(cfg, channels_last=True).fit(adapter_for(model, CHAIN), x, 2, progress=False)
+    assert model.stem[0].weight.is_contiguous()          # the caller's layout is restored after the fit
+    np.testing.assert_allclose(nhwc.core["importance"], circuit.core["importance"], rtol=1e-4)
+    assert list(nhwc.core["lower_neuron"]) == list(circuit.core["lower_neuron"])
+    half = NeurFlow(cfg, dtype="float16").fit(adapter, x, 2, progress=False)
+    assert half.manifest["config"]["dtype"] == "float16" and len(half.core) > 0
+
+
+def test_error_range_pruning_is_a_core_prefix_and_certified_bf16_keeps_it(fitted) -> None:
+    """Pruning keeps a prefix of the ranked core set; certified bf16 certifies the ranks (pruning masks
+    core prefixes) and so prunes to exactly the float32 cores."""
+    circuit, adapter, x, cfg = fitted
+    pruned_cfg = NeurFlowConfig(tau=4, top_k=12, class_filter="all", seed=3, error_range=0.1)
+    exact = NeurFlow(pruned_cfg)
+    pruned = exact.fit(adapter, x, 2, progress=False)
+    full = circuit.core.groupby(["depth", "neuron"])["lower_neuron"].apply(list)
+    for key, core in pruned.core.sort_values("rank").groupby(["depth", "neuron"])["lower_neuron"]:
+        assert list(core) == full[key][: len(core)]
+    certified = NeurFlow(pruned_cfg, dtype="bfloat16", certify=True)
+    again = certified.fit(adapter, x, 2, progress=False)
+    assert list(again.core["lower_neuron"]) == list(pruned.core["lower_neuron"])
+    assert list(again.core["rank"]) == list(pruned.core["rank"])

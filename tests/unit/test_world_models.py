@@ -13,16 +13,20 @@ from neurflow_kb.world import (
     CLASS_NAMES,
     WORLD_CLIP_NAME,
     WORLD_LAYERS,
+    WORLD_PLAIN_LAYERS,
     concept_prompts,
     generate,
     load_world_classifier,
     load_world_clip,
+    load_world_plain,
     register_world_clip,
     world_adapter,
     world_clip_checkpoint,
     world_clip_dir,
+    world_plain_adapter,
 )
 from neurflow_kb.world.classifier import CLASSIFIER_FILE
+from neurflow_kb.world.plain import PLAIN_FILE
 from neurflow_kb.world.train import (
     TEST_SEED,
     ClassifierTraining,
@@ -32,6 +36,7 @@ from neurflow_kb.world.train import (
     clip_caption_accuracy,
     train_classifier,
     train_clip,
+    train_plain,
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -53,6 +58,16 @@ def test_classifier_training_is_reproducible():
     c = train_classifier(ClassifierTraining(seed=1, epochs=1, images_per_epoch=128, batch_size=32,
                                             test_images=24), log=None).model.state_dict()
     assert not torch.equal(a["fc.weight"], c["fc.weight"])
+
+
+def test_short_plain_run_learns_and_is_reproducible():
+    cfg = ClassifierTraining(epochs=2, images_per_epoch=384, batch_size=64, test_images=120, lr=3e-3)
+    a = train_plain(cfg, log=None)
+    first, last = a.history
+    assert last["loss"] < first["loss"]
+    b = train_plain(cfg, log=None).model.state_dict()
+    assert all(torch.equal(a.model.state_dict()[k], b[k]) for k in b)
+    assert not any(isinstance(m, torch.nn.Identity) or "shortcut" in n for n, m in a.model.named_modules())
 
 
 def test_clip_batch_match_matrix_is_consistent():
@@ -104,6 +119,32 @@ def test_world_adapter_and_registry_entry():
     # the preprocess maps a PIL image of the world to exactly the generator's tensor
     b = generate(2, seed=4)
     assert torch.allclose(adapter.preprocess(b.pil()[0]), b.tensor()[0], atol=1e-6)
+
+
+def test_shipped_plain_net_reaches_95_percent_on_fresh_images():
+    assert PLAIN_FILE.stat().st_size < 2_000_000
+    acc = classifier_accuracy(load_world_plain(), n=500, seed=TEST_SEED + 1000)    # a seed no run has seen
+    assert acc >= 0.95
+
+
+def test_world_plain_adapter_and_registry_entry():
+    from neurflow_kb.models import get_adapter, list_adapters
+
+    adapter = world_plain_adapter()
+    assert adapter.layers == list(WORLD_PLAIN_LAYERS) and adapter.num_classes == len(CLASS_NAMES)
+    assert adapter.weights.startswith("world-plain-") and adapter.class_names == list(CLASS_NAMES)
+    x = generate(4, seed=3).tensor()
+    assert adapter.verify_chain(x) <= 1e-5
+    assert [adapter.channels(lay) for lay in WORLD_PLAIN_LAYERS] == [16, 32, 48, 64, 12]
+    same = get_adapter("world-plain")
+    assert same.name == "world_plain" and same.weights == adapter.weights
+    assert torch.equal(same.logits(x), adapter.logits(x))
+    info = {i.name: i for i in list_adapters()}["world_plain"]
+    assert info.num_classes == 12 and info.layers == WORLD_PLAIN_LAYERS
+    with pytest.raises(UserError, match="not found"):
+        load_world_plain("/nonexistent/plain.pt")
+    with pytest.raises(UserError, match="does not hold WorldPlainNet weights"):
+        load_world_plain(CLASSIFIER_FILE)
 
 
 def test_shipped_clip_ranks_own_caption_first_for_80_percent():

@@ -2,5 +2,6 @@
 MATCH (g:NeuronGroup)-[d:DRIVES]->(v)
 WHERE g.key = $key
 RETURN v.key AS target, CASE WHEN v.layer IS NULL THEN 'Class' ELSE 'NeuronGroup' END AS target_kind,
-       v.layer AS layer, d.weight AS weight, d.abs_weight AS abs_weight
-ORDER BY abs_weight DESC, target
+       v.layer AS layer, d.share AS share, d.abs_share AS abs_share, d.weight AS weight,
+       d.abs_weight AS abs_weight
+ORDER BY abs_share DESC, abs_weight DESC, target

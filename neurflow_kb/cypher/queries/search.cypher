@@ -15,5 +15,5 @@ OPTIONAL MATCH (g)-[l:LABELED]->(k:Concept)
 WHERE l.rank = 1
 WITH g, c, similarity, collect(k.text) AS labels
 RETURN g.key AS group_key, g.model AS model, c.`index` AS class, c.name AS class_name, g.layer AS layer,
-       g.`index` AS group_index, similarity, g.influence AS influence, labels
+       g.`index` AS group_index, similarity, g.abs_share AS share, g.influence AS influence, labels
 ORDER BY similarity DESC, group_key

@@ -7,5 +7,6 @@ WHERE cb.key IN $classes_b AND rb.status = 'complete' AND rb.key <> ra.key
 MATCH (ra)-[:HAS_GROUP]->(ga:NeuronGroup)<-[:MEMBER_OF]-(n:Neuron)-[:MEMBER_OF]->(gb:NeuronGroup)
 WHERE gb.run = rb.key
 RETURN DISTINCT n.key AS neuron_key, n.layer AS layer, ga.depth AS depth, n.`index` AS neuron,
-       ga.key AS group_a, gb.key AS group_b, ga.influence AS influence_a, gb.influence AS influence_b
+       ga.key AS group_a, gb.key AS group_b, ga.abs_share AS share_a, gb.abs_share AS share_b,
+       ga.influence AS influence_a, gb.influence AS influence_b
 ORDER BY depth DESC, neuron, group_a, group_b

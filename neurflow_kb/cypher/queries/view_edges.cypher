@@ -2,5 +2,6 @@
 MATCH (g:NeuronGroup)-[d:DRIVES]->(t)
 WHERE g.run = $run
 RETURN g.key AS source, t.key AS target, CASE WHEN t.layer IS NULL THEN 'Class' ELSE 'NeuronGroup' END
-       AS target_kind, d.weight AS weight, d.abs_weight AS abs_weight
+       AS target_kind, d.weight AS weight, d.abs_weight AS abs_weight, d.share AS share,
+       d.abs_share AS abs_share
 ORDER BY source, target
