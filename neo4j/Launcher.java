@@ -1,10 +1,12 @@
 // Starts a real Neo4j 5.26 (community) through the test harness, without Docker, for tests and CI.
 // Run: NEO4J_PASSWORD=... java -Xmx1g -cp 'neo4j/lib/*' neo4j/Launcher.java --port 7687 --dir DIR
-//        [--plugins neo4j/plugins] [--pagecache-mb 256] [--http-port 0] [--watch-pid PID]
+//        [--plugins neo4j/plugins] [--pagecache-mb 256] [--http-port 0] [--watch-pid PID] [--import DIR]
 // Bolt listens on 127.0.0.1:PORT with auth (user neo4j, password from NEO4J_PASSWORD, never argv).
 // Prints "NEO4J READY bolt://127.0.0.1:PORT" once it accepts queries, then blocks until killed.
 // The store lives in a fresh folder under DIR and is deleted when the server stops. With --watch-pid the
 // server also stops when that process ends (a test run that died without stopping it).
+// LOAD CSV reads file:/// URLs only inside the import folder (--import, default DIR/import), never other
+// files of the host; APOC's file import and export stay off (its defaults).
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,11 +40,13 @@ public final class Launcher {
         int httpPort = Integer.parseInt(args.getOrDefault("http-port", "-1"));
         long pageCacheMb = Long.parseLong(args.getOrDefault("pagecache-mb", "256"));
         Path dir = Path.of(require(args, "dir")).toAbsolutePath();
+        Path importDir = Path.of(args.getOrDefault("import", dir.resolve("import").toString())).toAbsolutePath();
         String password = System.getenv("NEO4J_PASSWORD");
         if (password == null || password.length() < 8) {
             fail("set NEO4J_PASSWORD (at least 8 characters) in the environment; it is never read from argv");
         }
         Files.createDirectories(dir);
+        Files.createDirectories(importDir);
 
         Neo4jBuilder builder = Neo4jBuilders.newInProcessBuilder(dir)
                 .withConfig(BoltConnector.enabled, true)
@@ -56,7 +60,10 @@ public final class Launcher {
                 .withConfig(GraphDatabaseSettings.auth_enabled, true)
                 .withConfig(GraphDatabaseSettings.pagecache_memory, pageCacheMb * 1024 * 1024)
                 .withConfig(GraphDatabaseSettings.udc_enabled, false)
-                .withConfig(GraphDatabaseSettings.keep_logical_logs, "false");
+                .withConfig(GraphDatabaseSettings.keep_logical_logs, "false")
+                // file:/// URLs of LOAD CSV resolve inside the import folder and cannot leave it
+                .withConfig(GraphDatabaseSettings.load_csv_file_url_root, importDir)
+                .withConfig(GraphDatabaseSettings.allow_file_urls, true);
         if (httpPort >= 0) {
             // Neo4j Browser / HTTP API on a port of the caller's choice (0 = any free port).
             builder.withConfig(HttpConnector.enabled, true)
@@ -117,7 +124,8 @@ public final class Launcher {
         Map<String, String> out = new HashMap<>();
         for (int i = 0; i < argv.length; i++) {
             if (!argv[i].startsWith("--") || i + 1 >= argv.length) {
-                fail("usage: Launcher --port N --dir DIR [--plugins DIR] [--pagecache-mb N] [--http-port N] [--watch-pid N];"
+                fail("usage: Launcher --port N --dir DIR [--plugins DIR] [--pagecache-mb N] [--http-port N] [--watch-pid N]"
+                        + " [--import DIR];"
                         + " bad: " + argv[i]);
             }
             if (argv[i].equals("--password")) {

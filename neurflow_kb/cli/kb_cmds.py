@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -74,18 +75,22 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _json_value(v: Any) -> Any:
+    """A value JSON can hold: NaN and infinities become null (JSON has no such numbers), NumPy scalars
+    plain Python, at any depth of lists and maps."""
+    if hasattr(v, "item") and not isinstance(v, list | str | dict):
+        v = v.item() if getattr(v, "ndim", 0) == 0 else v.tolist()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
+    return v
+
+
 def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
-    out = []
-    for row in df.to_dict("records"):
-        clean = {}
-        for k, v in row.items():
-            if isinstance(v, float) and v != v:
-                v = None
-            elif hasattr(v, "item") and not isinstance(v, list | str):
-                v = v.item()
-            clean[k] = v
-        out.append(clean)
-    return out
+    return [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
 #: Columns holding a share of a class (fractions; tables print them as percentages).
@@ -119,7 +124,7 @@ def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None,
     if fmt == "json":
         data: Any = ({k: _jsonable(v) for k, v in frames.items()} if frames is not None
                      else _jsonable(result))  # type: ignore[arg-type]
-        click.echo(json.dumps(data, default=str))
+        click.echo(json.dumps(data, default=str, allow_nan=False))
         return
     for title, df in (frames.items() if frames is not None else [(None, result)]):
         if fmt == "csv":
@@ -281,6 +286,11 @@ def query() -> None:
     """Named queries over the knowledge base (tables; --json or --csv for machines)."""
 
 
+#: Most a --limit may ask for (Neo4j and Ladybug take 64-bit limits; no knowledge base is near this).
+MAX_LIMIT = 2**31 - 1
+LIMIT = click.IntRange(0, MAX_LIMIT)
+
+
 def _class_arg(text: str) -> int | str:
     from ..queries import class_index
 
@@ -292,7 +302,7 @@ def _class_arg(text: str) -> int | str:
 @click.argument("cls", metavar="CLASS")
 @click.option("--model", default=None, help="Model name or key (default: every model).")
 @click.option("--layer", default=None, help="Only groups of this layer.")
-@click.option("--limit", default=20, show_default=True, type=int)
+@click.option("--limit", default=20, show_default=True, type=LIMIT)
 @output_options
 @store_options
 def q_drivers(cls: str, model: str | None, layer: str | None, limit: int, fmt: str | None,
@@ -355,7 +365,7 @@ def q_concept(text: str, model: str | None, fmt: str | None, opts: StoreOptions)
 @query.command("search")
 @click.argument("text")
 @click.option("--model", default=None, help="Model name or key (default: every model).")
-@click.option("--limit", default=10, show_default=True, type=int)
+@click.option("--limit", default=10, show_default=True, type=LIMIT)
 @click.option("--device", default="cpu", show_default=True, help="Device for CLIP.")
 @clip_model_options
 @output_options
@@ -542,17 +552,20 @@ def parse_param(text: str) -> tuple[str, Any]:
 @click.argument("cypher_text", metavar="QUERY")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Query parameter $NAME (JSON value, else a string); repeatable.")
-@click.option("--write", is_flag=True, help="Allow the query to change the knowledge base.")
+@click.option("--write", is_flag=True,
+              help="Run with full rights: writes, schema and administration commands, procedures, files "
+              "(see docs/security.md).")
 @output_options
 @store_options
 def cypher(cypher_text: str, params: tuple[str, ...], write: bool, fmt: str | None,
            opts: StoreOptions) -> None:
-    """Run raw Cypher with parameters; read-only unless --write."""
-    from ..store import refuse_writes
+    """Run raw Cypher with parameters; read-only unless --write.
 
+    Read-only is enforced by the database (a READ transaction on Neo4j, a read-only handle on the
+    embedded file), and queries that would reach outside the knowledge base (files, administration
+    commands, procedures, table functions) are refused the same way for --neo4j URI and NEO4J_URI;
+    docs/security.md lists what --write allows."""
     values = dict(parse_param(p) for p in params)
-    if not write and not opts.neo4j_uri:
-        refuse_writes(cypher_text)
     with opts.open(read_only=not write) as store:
         emit(store.run_query(cypher_text, values, write=write), fmt)
 
@@ -571,23 +584,43 @@ def cypher(cypher_text: str, params: tuple[str, ...], write: bool, fmt: str | No
 def push(target: str, to_user: str | None, to_password: str | None, to_database: str | None,
          replace: bool, quiet: bool, opts: StoreOptions) -> None:
     """Copy the whole knowledge base to another store (e.g. the embedded file to Neo4j or Aura for Bloom);
-    running it again changes nothing."""
-    from ..store import LadybugStore, Neo4jStore, is_neo4j_uri
+    running it again changes nothing.
+
+    The source is --store (default ./neurflow-kb.lbug) or --neo4j URI; NEO4J_URI does not choose the
+    source here (it usually names the destination)."""
+    from ..store import DEFAULT_STORE, LadybugStore, Neo4jStore, is_neo4j_uri, open_store
 
     t0 = time.perf_counter()
-    with opts.open(read_only=True) as src:
-        if is_neo4j_uri(target):
-            dst = Neo4jStore(target, user=to_user or opts.user, password=to_password, database=to_database)
-        else:
-            if opts.store_path and Path(opts.store_path).resolve() == Path(target).resolve() \
-                    and not opts.neo4j_uri:
-                raise UserError("--to names the source knowledge base itself; pick another destination")
-            dst = LadybugStore(target)
-        with dst.open():
-            bar = _progress_writer(len(src.run_keys()), quiet, "push")
-            results = dst.import_(src.export(), replace=replace, progress=lambda r: bar.update(1))
-            bar.close()
-            click.echo(_summary(results, time.perf_counter() - t0, dst.describe()))
+    if is_neo4j_uri(target):
+        dst: Any = Neo4jStore(target, user=to_user or opts.user, password=to_password, database=to_database)
+        if opts.neo4j_uri and _same_neo4j(opts.neo4j_uri, opts.database, dst):
+            raise UserError("--to names the source knowledge base itself; pick another destination")
+    else:
+        if not opts.neo4j_uri and Path(opts.store_path or DEFAULT_STORE).resolve() == Path(target).resolve():
+            raise UserError("--to names the source knowledge base itself; pick another destination")
+        dst = LadybugStore(target)
+    source = open_store(None if opts.neo4j_uri else (opts.store_path or DEFAULT_STORE), opts.neo4j_uri,
+                        user=opts.user, password=opts.password, database=opts.database, read_only=True)
+    with source as src, dst.open():
+        bar = _progress_writer(len(src.run_keys()), quiet, "push")
+        results = dst.import_(src.export(), replace=replace, progress=lambda r: bar.update(1))
+        bar.close()
+        click.echo(_summary(results, time.perf_counter() - t0, dst.describe()))
+
+
+def _same_neo4j(uri: str, database: str | None, dst: Any) -> bool:
+    """Whether `uri` / `database` name the same server and database as the store `dst`."""
+    from urllib.parse import urlsplit
+
+    from ..store import Neo4jStore
+
+    src = Neo4jStore(uri, database=database)
+
+    def where(st: Any) -> tuple[str, int, str]:
+        parts = urlsplit(st.uri)
+        return ((parts.hostname or "").lower(), parts.port or 7687, st.database or "neo4j")
+
+    return where(src) == where(dst)
 
 
 # -- ingest ----------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ CREATE NODE TABLE IF NOT EXISTS Model(key STRING PRIMARY KEY, name STRING, arch 
 CREATE NODE TABLE IF NOT EXISTS Layer(key STRING PRIMARY KEY, model STRING, name STRING, depth INT64, channels INT64);
 CREATE NODE TABLE IF NOT EXISTS Neuron(key STRING PRIMARY KEY, model STRING, layer STRING, `index` INT64);
 CREATE NODE TABLE IF NOT EXISTS Class(key STRING PRIMARY KEY, model STRING, `index` INT64, name STRING);
-CREATE NODE TABLE IF NOT EXISTS Run(key STRING PRIMARY KEY, model STRING, target_class INT64, class_name STRING, status STRING, layers STRING[], config STRING, data_fingerprint STRING, versions STRING, seed INT64, timings STRING, written_at STRING, n_groups INT64, n_nodes INT64, n_edges INT64);
+CREATE NODE TABLE IF NOT EXISTS Run(key STRING PRIMARY KEY, model STRING, target_class INT64, class_name STRING, status STRING, layers STRING[], config STRING, data_fingerprint STRING, versions STRING, seed INT64, timings STRING, written_at STRING, n_groups INT64, n_nodes INT64, n_edges INT64, digest STRING);
 CREATE NODE TABLE IF NOT EXISTS NeuronGroup(key STRING PRIMARY KEY, run STRING, model STRING, target_class INT64, layer STRING, depth INT64, `index` INT64, size INT64, n_neurons INT64, silhouette DOUBLE, influence DOUBLE, abs_influence DOUBLE, share DOUBLE, abs_share DOUBLE, n_exemplars INT64, thumbnails STRING[], embedding FLOAT[], embedding_encoder STRING);
 CREATE NODE TABLE IF NOT EXISTS Concept(key STRING PRIMARY KEY, text STRING, vocabulary STRING);
 CREATE NODE TABLE IF NOT EXISTS Image(key STRING PRIMARY KEY, uri STRING, label INT64, predicted INT64);

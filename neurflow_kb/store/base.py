@@ -1,15 +1,18 @@
 """The `GraphStore` interface and the write protocol both stores share.
 
 A run is written as: Run node with status "writing" -> groups and relationships -> status "complete".
-Queries only look at complete runs, so a crash part-way leaves nothing visible; writing the same key
-again deletes the leftover and writes it anew. Re-writing a complete run is a no-op (idempotent).
+Queries only look at complete runs, so a crash part-way leaves nothing visible. Writing a complete run
+again is a no-op (idempotent) when its tables' digest matches, refused when it differs (unless
+`replace`); `replace` swaps a run atomically, the new one complete before the old one goes. Writers of
+one store may run concurrently: each run is claimed first (Neo4j: a writer token and a lease on the Run
+node; Ladybug: the file's single-writer lock), a live claim is waited for, a stale one taken over, and a
+model's shared structure is written once under a lock. See docs/architecture.md and docs/security.md.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ import pyarrow as pa
 
 from ..artifact import Circuit
 from ..errors import UserError
+from .checks import check_params, check_rows
 from .graph import (
     DERIVED_RELS,
     MODEL_RELS,
@@ -31,9 +35,14 @@ from .graph import (
     conform,
     model_key,
     model_rows,
+    run_digest,
     runs_rows,
 )
+from .readonly import refuse_writes, write_clauses
 from .schema import schema
+
+__all__ = ["BaseStore", "GraphStore", "KBPart", "WriteResult", "check_params", "refuse_writes",
+           "write_clauses"]
 
 Status = Literal["written", "skipped", "replaced", "recovered", "labelled"]
 
@@ -149,25 +158,31 @@ def _plain_value(v: Any) -> Any:
     return v
 
 
-_WRITE_WORDS = {"CREATE", "MERGE", "DELETE", "DETACH", "SET", "REMOVE", "DROP", "ALTER", "COPY",
-                "INSTALL", "LOAD", "ATTACH", "IMPORT", "EXPORT", "CHECKPOINT", "BEGIN", "COMMIT",
-                "ROLLBACK", "FOREACH", "USE", "TRUNCATE", "RENAME", "GRANT", "REVOKE", "DENY"}
-_STRIP = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|//[^\n]*|/\*.*?\*/", re.S)
+def _part_digest(part: Circuit | GraphRows) -> str | None:
+    """The tables digest of a run to write (a circuit's, or the one its exported Run row carries)."""
+    if isinstance(part, Circuit):
+        return run_digest(part)
+    run = part.nodes.get("Run")
+    if run is None or "digest" not in run or not len(run):
+        return None
+    d = run["digest"].iloc[0]
+    return d if isinstance(d, str) and d else None
 
 
-def write_clauses(cypher: str) -> list[str]:
-    """Write keywords in a query (outside strings, comments, quoted names and property accesses)."""
-    text = _STRIP.sub(" ", cypher)
-    words = re.findall(r"(?<![.\w$])([A-Za-z_]+)(?!\w)", text)
-    return sorted({w.upper() for w in words if w.upper() in _WRITE_WORDS})
+def _with_class_names(rows: GraphRows, names: dict[str, str]) -> GraphRows:
+    """Model rows whose unnamed classes take the names the runs being written give them."""
+    cls = rows.nodes.get("Class")
+    if cls is None or not names or not len(cls):
+        return rows
+    given = cls["key"].map(names)
+    cls = cls.assign(name=cls["name"].where(cls["name"].notna(), given))
+    return GraphRows(nodes={**rows.nodes, "Class": cls}, rels=rows.rels)
 
 
-def refuse_writes(cypher: str) -> None:
-    """Raise `UserError` if a query meant to be read-only writes."""
-    found = write_clauses(cypher)
-    if found:
-        raise UserError(f"the query writes to the knowledge base ({', '.join(found)}); it runs read-only "
-                        "unless you pass --write")
+def _part_size(part: Circuit | GraphRows) -> int:
+    if isinstance(part, Circuit):
+        return len(part.tables["edges"]) + 2 * len(part.tables["nodes"]) + len(part.tables["group_edges"])
+    return part.rel_count()
 
 
 def _now() -> str:
@@ -340,57 +355,236 @@ class BaseStore:
                      progress: Callable[[WriteResult], None] | None,
                      force: set[str] | None = None) -> list[WriteResult]:
         t0 = time.perf_counter()
-        for mk, rows in model_parts:
-            self._ensure_shared(conform(rows))
-            self._known_models.add(mk)
-        keys = [k for k, _ in run_parts]
-        statuses = self._statuses(keys)
-        results: dict[str, WriteResult] = {}
-        todo_keys: list[str] = []
-        fresh: list[Circuit] = []
-        given: list[GraphRows] = []
-        for key, part in run_parts:
-            st = statuses.get(key)
-            if st == "complete" and not replace and key not in (force or set()):
-                results[key] = WriteResult(key, "skipped")
-                continue
-            if st is not None:
-                self._delete_run(key)
-            status: Status = "written" if st is None else ("recovered" if st != "complete" else "replaced")
-            results[key] = WriteResult(key, status)
-            todo_keys.append(key)
-            if isinstance(part, Circuit):
-                fresh.append(part)
-            else:
-                given.append(part)
-        if todo_keys:
-            parts = ([runs_rows(fresh)] if fresh else []) + given
-            rows = conform(GraphRows.concat(parts))
-            self._count_per_run(rows, results)
-            run = rows.nodes["Run"].copy()
-            run["status"] = "writing"
-            run["written_at"] = [w if isinstance(w, str) else _now() for w in run["written_at"]]
-            self._insert_nodes("Run", run, merge=False)
-            for label in ("Concept", "Image"):
-                if label in rows.nodes and len(rows.nodes[label]):
-                    self._insert_missing(label, rows.nodes[label])
-            if "NeuronGroup" in rows.nodes and len(rows.nodes["NeuronGroup"]):
-                self._insert_nodes("NeuronGroup", rows.nodes["NeuronGroup"], merge=False)
-            for key, df in rows.rels.items():
-                if len(df):
-                    self._insert_rels(key, df)
-            self._name_classes(rows.nodes["Run"])
-            self._write("MATCH (r:Run) WHERE r.key IN $keys SET r.status = 'complete'",
-                        {"keys": todo_keys})
+        parts = dict(run_parts)
+        if self.batch_atomic:
+            results = self._atomic(lambda: self._write_batch(model_parts, parts, replace, force or set()))
+        else:
+            for _, rows in model_parts:
+                self._ensure_shared(conform(rows))
+            results = self._write_runs(parts, replace, force or set())
+        self._known_models.update(mk for mk, _ in model_parts)
         dt = time.perf_counter() - t0
         out = []
-        for key in keys:
+        for key, _ in run_parts:
             r = results[key]
-            r.seconds = dt / max(1, len(keys))
+            r.seconds = dt / max(1, len(run_parts))
             out.append(r)
             if progress:
                 progress(r)
         return out
+
+    def _decide(self, keys: list[str], parts: dict[str, Circuit | GraphRows], replace: bool,
+                force: set[str]) -> tuple[dict[str, str], dict[str, WriteResult]]:
+        """What to do with each run: (actions new / recover / replace, skipped results). A complete run
+        whose tables digest differs from the artifact's is refused unless replaced: nothing is written."""
+        info = self._run_info(keys)
+        actions: dict[str, str] = {}
+        skipped: dict[str, WriteResult] = {}
+        changed: list[tuple[str, str, str]] = []
+        for key in keys:
+            status, have = info.get(key, (None, None))
+            if status == "complete" and not replace and key not in force:
+                want = _part_digest(parts[key]) if have else None
+                if have and want and have != want:
+                    changed.append((key, have, want))
+                else:
+                    skipped[key] = WriteResult(key, "skipped")
+                continue
+            actions[key] = "replace" if status == "complete" else ("recover" if status else "new")
+        if changed:
+            key, have, want = changed[0]
+            more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+            raise UserError(f"run {key}{more} is already complete in {self.describe()} with other tables "
+                            f"(digest {have[:12]}, the artifact's {want[:12]}); nothing was written: pass "
+                            "--replace (replace=True) to rewrite it")
+        return actions, skipped
+
+    def _write_batch(self, model_parts: list[tuple[Any, GraphRows]], parts: dict[str, Circuit | GraphRows],
+                     replace: bool, force: set[str]) -> dict[str, WriteResult]:
+        """One batch inside one transaction of a single-writer store: every change that is not a bulk
+        COPY (old versions deleted, class names set) comes first, then only COPYs. Ladybug cannot
+        recover a transaction that changes rows after a COPY in it (its replay crashes), so this order
+        is what keeps a crash at commit recoverable."""
+        actions, results = self._decide(list(parts), parts, replace, force)
+        rows = self._rows_for(list(actions), parts) if actions else None
+        models = [conform(mrows) for _, mrows in model_parts]
+        for mrows in models:
+            check_rows(mrows, "the model structure to write")
+        for key, action in actions.items():
+            if action != "new":
+                self._delete_run(key)
+        names = {} if rows is None else {
+            f"{m}/{c}": n for m, c, n in zip(rows.nodes["Run"]["model"], rows.nodes["Run"]["target_class"],
+                                             rows.nodes["Run"]["class_name"], strict=True)
+            if isinstance(n, str) and n}
+        if rows is not None:
+            self._name_classes(rows.nodes["Run"])          # classes that exist already
+        for mrows in models:
+            self._add_shared(_with_class_names(mrows, names))   # and those created now
+        if rows is not None:
+            done = {k: WriteResult(k, self._STATUS[a]) for k, a in actions.items()}
+            self._count_per_run(rows, done)
+            run = rows.nodes["Run"].copy()
+            run["status"] = "complete"       # the transaction makes the batch visible all at once
+            run["written_at"] = [w if isinstance(w, str) else _now() for w in run["written_at"]]
+            self._insert_nodes("Run", run, merge=False)
+            self._insert_run_parts(rows)
+            results.update(done)
+        return results
+
+    def _write_runs(self, parts: dict[str, Circuit | GraphRows], replace: bool,
+                    force: set[str]) -> dict[str, WriteResult]:
+        """Concurrent writers: decide per run, claim, write; runs another writer holds are waited for
+        and decided again once it finishes or its claim goes stale."""
+        results: dict[str, WriteResult] = {}
+        pending = list(parts)
+        try:
+            while pending:
+                actions, skipped = self._decide(pending, parts, replace, force)
+                results.update(skipped)
+                rows = self._rows_for(list(actions), parts) if actions else None
+                claimed, pending = self._claim(actions, rows.nodes["Run"] if rows else None)
+                if claimed:
+                    if set(claimed) != set(actions):
+                        rows = self._rows_for(list(claimed), parts)
+                    assert rows is not None
+                    results.update(self._write_claimed(claimed, parts, rows))
+                if pending:
+                    time.sleep(self.claim_poll_seconds)
+        finally:
+            self._claims_done()
+        return results
+
+    def _rows_for(self, keys: list[str], parts: dict[str, Circuit | GraphRows]) -> GraphRows:
+        """Graph rows of the runs `keys` (circuits converted together), checked before anything is written."""
+        fresh = [p for k in keys if isinstance(p := parts[k], Circuit)]
+        given = [p for k in keys if isinstance(p := parts[k], GraphRows)]
+        rows = conform(GraphRows.concat(([runs_rows(fresh)] if fresh else []) + given))
+        check_rows(rows)
+        return rows
+
+    _STATUS: dict[str, Status] = {"new": "written", "recover": "recovered", "replace": "replaced"}
+
+    def _write_claimed(self, claimed: dict[str, str], parts: dict[str, Circuit | GraphRows],
+                       rows: GraphRows) -> dict[str, WriteResult]:
+        """Write the claimed runs: new ones in bulk while their status hides them, replacements in
+        transactions that swap old for new at once."""
+        results = {k: WriteResult(k, self._STATUS[a]) for k, a in claimed.items()}
+        fresh = [k for k, a in claimed.items() if a != "replace"]
+        swaps = [k for k, a in claimed.items() if a == "replace"]
+        if fresh:
+            part = rows if len(fresh) == len(claimed) else self._rows_for(fresh, parts)
+            try:
+                for key in fresh:
+                    if claimed[key] == "recover":
+                        self._clear_run(key)
+                self._write_content(part, results)
+            except BaseException:
+                self._abandon(fresh)
+                raise
+        for group in self._swap_groups(swaps, parts):
+            part = rows if len(group) == len(claimed) else self._rows_for(group, parts)
+
+            def swap(group: list[str] = group, part: GraphRows = part) -> None:
+                for key in group:
+                    self._clear_run(key)
+                self._write_content(part, results)
+
+            try:
+                self._atomic(swap)
+            except BaseException:
+                self._release(group)
+                raise
+        return results
+
+    def _swap_groups(self, keys: list[str], parts: dict[str, Circuit | GraphRows]) -> list[list[str]]:
+        """Runs to replace, grouped into transactions of about `swap_relationships` relationships."""
+        groups: list[list[str]] = []
+        size = self.swap_relationships
+        for key in keys:
+            n = _part_size(parts[key])
+            if not groups or size + n > self.swap_relationships:
+                groups.append([])
+                size = 0
+            groups[-1].append(key)
+            size += n
+        return groups
+
+    def _write_content(self, rows: GraphRows, results: dict[str, WriteResult]) -> None:
+        """Run nodes (status writing), their groups and relationships, then status complete."""
+        self._count_per_run(rows, results)
+        run = rows.nodes["Run"].copy()
+        run["status"] = "writing"
+        run["written_at"] = [w if isinstance(w, str) else _now() for w in run["written_at"]]
+        self._put_runs(run)
+        self._insert_run_parts(rows)
+        self._name_classes(rows.nodes["Run"])
+        self._finish_runs(run["key"].tolist())
+
+    def _insert_run_parts(self, rows: GraphRows) -> None:
+        """Concepts and images (where missing), groups and every relationship of the runs in `rows`."""
+        for label in ("Concept", "Image"):
+            if label in rows.nodes and len(rows.nodes[label]):
+                self._insert_missing(label, rows.nodes[label])
+        if "NeuronGroup" in rows.nodes and len(rows.nodes["NeuronGroup"]):
+            self._insert_nodes("NeuronGroup", rows.nodes["NeuronGroup"], merge=False)
+        for key, df in rows.rels.items():
+            if len(df):
+                self._insert_rels(key, df)
+
+    # hooks of the write protocol (the embedded store's defaults; Neo4j claims and swaps) ------------
+    #: Write each batch (structure and runs) in one transaction.
+    batch_atomic: bool = False
+    #: Most relationships swapped in one transaction by `replace` (when batches are not atomic).
+    swap_relationships: int = 100_000
+    #: How often a writer looks again at runs another writer is writing.
+    claim_poll_seconds: float = 0.5
+
+    def _atomic(self, work: Callable[[], Any]) -> Any:
+        """Run `work` in one transaction: all of its writes become visible together, or none."""
+        return work()
+
+    def _run_info(self, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+        """(status, tables digest) of the runs among `keys` that exist."""
+        if not keys:
+            return {}
+        digest = "r.digest" if "digest" in self._columns("Run") else "NULL"
+        _, rows = self._read(f"MATCH (r:Run) WHERE r.key IN $keys RETURN r.key, r.status, {digest}",
+                             {"keys": keys})
+        return {k: (s, d) for k, s, d in rows}
+
+    def _claim(self, actions: dict[str, str], runs: pd.DataFrame | None) -> tuple[dict[str, str], list[str]]:
+        """Take the runs `actions` names for this writer (`runs`: their Run rows): (claimed runs with
+        their action, runs another writer holds now). A single-writer store holds them all already."""
+        return dict(actions), []
+
+    def _claims_done(self) -> None:
+        """Stop keeping claims alive (the write is over, done or failed)."""
+
+    def _abandon(self, keys: list[str]) -> None:
+        """Remove what a failed write of the new runs `keys` left (a transaction needs nothing)."""
+
+    def _release(self, keys: list[str]) -> None:
+        """Give up the claims on `keys` after a failed swap (the old runs stay as they were)."""
+
+    def _clear_run(self, key: str) -> None:
+        """Delete a run's old version before its new one is written (in the same transaction)."""
+        self._delete_run(key)
+
+    def _put_runs(self, run: pd.DataFrame) -> None:
+        """Write the Run nodes (status writing)."""
+        self._insert_nodes("Run", run, merge=False)
+
+    def _finish_runs(self, keys: list[str]) -> None:
+        """Mark runs complete: from now on queries see them."""
+        self._write("MATCH (r:Run) WHERE r.key IN $keys SET r.status = 'complete'", {"keys": keys})
+
+    def _lock_model(self, rows: GraphRows) -> None:
+        """Let one writer at a time add to a model's structure (single-writer stores need nothing)."""
+
+    def _columns(self, label: str) -> list[str]:
+        """Properties of `label` the store has (the schema's)."""
+        return schema().nodes[label].columns
 
     def _name_classes(self, runs: pd.DataFrame) -> None:
         """Give unnamed Class nodes the class name recorded by their runs."""
@@ -454,8 +648,17 @@ class BaseStore:
             self._insert_nodes(label, new, merge=True)
 
     def _ensure_shared(self, rows: GraphRows) -> None:
-        """Create the parts of a model's structure that are missing (nodes, then relationships)."""
+        """Create the parts of a model's structure that are missing (nodes, then relationships), in one
+        transaction that holds the model's lock: concurrent writers leave exactly one of each."""
+        check_rows(rows, "the model structure to write")
+        self._atomic(lambda: self._add_shared(rows))
+
+    def _add_shared(self, rows: GraphRows) -> None:
+        """Look first, then name existing unnamed classes, then insert what is missing (nodes before
+        relationships): changes to existing rows precede every bulk insert of the transaction."""
+        self._lock_model(rows)
         mk = rows.nodes["Model"]["key"].iloc[0]
+        missing: list[tuple[str, pd.DataFrame]] = []
         for label in SHARED_LABELS:
             df = rows.nodes.get(label)
             if df is None or df.empty:
@@ -468,15 +671,14 @@ class BaseStore:
             else:
                 _, got = self._read(f"MATCH (n:{label}) WHERE n.model = $m RETURN n.key, NULL", {"m": mk})
             have = {k: v for k, v in got}
-            new = df[~df["key"].isin(have)]
-            if len(new):
-                self._insert_nodes(label, new, merge=True)
+            missing.append((label, df[~df["key"].isin(have)]))
             if label == "Class":
                 named = df[df["key"].isin(have) & df["name"].notna()]
                 for k, name in zip(named["key"], named["name"], strict=True):
                     if have.get(k) is None:
                         self._write("MATCH (c:Class) WHERE c.key = $k SET c.name = $name",
                                     {"k": k, "name": name})
+        new_rels: list[tuple[RelKey, pd.DataFrame]] = []
         for key, df in rows.rels.items():
             if key[0] not in MODEL_RELS or df.empty:
                 continue
@@ -486,7 +688,11 @@ class BaseStore:
             have_pairs = {(a, b) for a, b in got}
             df = df.drop_duplicates(["src", "dst"])
             mask = [(a, b) not in have_pairs for a, b in zip(df["src"], df["dst"], strict=True)]
-            new = df[mask]
+            new_rels.append((key, df[mask]))
+        for label, new in missing:
+            if len(new):
+                self._insert_nodes(label, new, merge=True)
+        for key, new in new_rels:
             if len(new):
                 self._insert_rels(key, new)
 
@@ -508,6 +714,14 @@ class BaseStore:
         if missing:
             raise UserError(f"{len(missing)} groups to label are not in {self.describe()} "
                             f"(e.g. {missing[0]!r}); write their runs first")
+        rkey = ("LABELED", "NeuronGroup", "Concept")
+        concepts = pd.DataFrame({"key": labels["concept_key"].astype(str),
+                                 "text": labels["concept"].astype(str),
+                                 "vocabulary": labels["vocabulary"].astype(str)}).drop_duplicates("key")
+        rel = pd.DataFrame({"src": labels["group_key"].astype(str), "dst": labels["concept_key"].astype(str),
+                            "score": labels["score"].astype(float), "rank": labels["rank"].astype("int64"),
+                            "method": labels["method"].astype(str), "encoder": labels["encoder"].astype(str)})
+        check_rows(GraphRows(nodes={"Concept": concepts}, rels={rkey: rel}), "the labels to write")
         combos = labels[["vocabulary", "encoder", "method"]].drop_duplicates()
         for voc, enc, method in combos.itertuples(index=False):
             keys = sorted(set(labels[(labels["vocabulary"] == voc) & (labels["encoder"] == enc)
@@ -516,17 +730,7 @@ class BaseStore:
                         "k.vocabulary = $voc AND l.encoder = $enc AND l.method = $method DELETE l",
                         {"keys": keys, "voc": voc, "enc": enc, "method": method})
         if len(labels):
-            concepts = pd.DataFrame({"key": labels["concept_key"].astype(str),
-                                     "text": labels["concept"].astype(str),
-                                     "vocabulary": labels["vocabulary"].astype(str)}).drop_duplicates("key")
             self._insert_missing("Concept", concepts)
-            rkey = ("LABELED", "NeuronGroup", "Concept")
-            rel = pd.DataFrame({"src": labels["group_key"].astype(str),
-                                "dst": labels["concept_key"].astype(str),
-                                "score": labels["score"].astype(float),
-                                "rank": labels["rank"].astype("int64"),
-                                "method": labels["method"].astype(str),
-                                "encoder": labels["encoder"].astype(str)})
             self._insert_rels(rkey, conform(GraphRows(rels={rkey: rel})).rels[rkey])
         for key, vec, enc in zip(emb["group_key"], emb["embedding"], emb["encoder"], strict=True):
             values = np.asarray(vec, dtype=np.float32).astype(float).tolist()
@@ -567,7 +771,7 @@ class BaseStore:
     # moving a knowledge base -------------------------------------------------------------------
     def _export_nodes(self, label: str, where: str, params: dict[str, Any],
                       match: str | None = None) -> pd.DataFrame:
-        cols = schema().nodes[label].columns
+        cols = self._columns(label)
         ret = ", ".join(f"n.`{c}` AS `{c}`" for c in cols)
         q = f"{match or f'MATCH (n:{label})'} WHERE {where} RETURN DISTINCT {ret}"
         names, rows = self._read(q, params)

@@ -8,7 +8,10 @@ between them unchanged. Keys follow DESIGN.md: Model `name@weights`, Layer `mode
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..artifact import Circuit
+from ..artifact import OPTIONAL_TABLES, TABLES, Circuit
 from ..errors import UserError
 from .schema import schema
 
@@ -69,6 +72,83 @@ def model_key(circuit: Circuit) -> str:
     """`name@weights` of the circuit's model."""
     m = circuit.manifest
     return f"{m['model']}@{m.get('weights') or 'unknown'}"
+
+
+def _digest_parts(s: pd.Series) -> Callable[[int, int], bytes]:
+    """Rows lo..hi of one (stacked) table column as bytes in a fixed form, whatever the column was built
+    or read as: numbers as int64 / float64 (NaN normalised); texts and bytes as codes in order of first
+    appearance plus the distinct values; float lists as lengths plus values. Converted once per batch,
+    sliced per run."""
+    kind = s.dtype.kind if isinstance(s.dtype, np.dtype) else "O"
+    if kind in "iub":
+        ints = np.ascontiguousarray(s.to_numpy(dtype=np.int64))
+        return lambda lo, hi: b"i" + ints[lo:hi].tobytes()
+    if kind == "f":
+        a = s.to_numpy(dtype=np.float64)
+        floats = np.where(np.isnan(a), np.nan, a)
+        return lambda lo, hi: b"f" + floats[lo:hi].tobytes()
+    try:
+        codes, uniques = pd.factorize(s)      # texts and bytes (few distinct layer names, one PNG a row)
+    except TypeError:                          # float lists: concept vectors
+        return _list_parts(s)
+    codes = np.asarray(codes, dtype=np.int64)
+    is_bytes = len(uniques) > 0 and isinstance(uniques[0], bytes | bytearray)
+    encoded = [bytes(v) if is_bytes else str(v).encode() for v in uniques]
+    tag = b"b" if is_bytes else b"s"
+
+    def part(lo: int, hi: int) -> bytes:
+        # the run's own codes, in order of first appearance: what factorizing it alone gives
+        c = codes[lo:hi]
+        valid = c >= 0
+        distinct, first, inverse = np.unique(c[valid], return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        local = np.full(len(c), -1, dtype=np.int64)
+        local[valid] = rank[inverse]
+        names = [encoded[g] for g in distinct[order]]
+        return (tag + local.tobytes() + np.array([len(x) for x in names], dtype=np.int64).tobytes()
+                + b"".join(names))
+    return part
+
+
+def _list_parts(s: pd.Series) -> Callable[[int, int], bytes]:
+    """`_digest_parts` of a column of float lists: null flags, lengths, then the values as float64."""
+    arr = pa.chunked_array([pa.array(s, from_pandas=True)]).combine_chunks().cast(pa.large_list(pa.float64()))
+    nulls = arr.is_null().to_numpy(zero_copy_only=False)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1]
+    flat = arr.values.to_numpy(zero_copy_only=False).astype(np.float64)
+    data = np.where(np.isnan(flat), np.nan, flat)
+    return lambda lo, hi: (b"l" + nulls[lo:hi].tobytes() + np.diff(offsets[lo:hi + 1]).tobytes()
+                           + data[offsets[lo]:offsets[hi]].tobytes())
+
+
+def run_digests(circuits: list[Circuit], stack: Callable[[str], pd.DataFrame] | None = None) -> list[str]:
+    """SHA-256 per circuit of the tables its run is written from (labels and embeddings aside: they are
+    added to a complete run later). The run key names the computation; the digest tells whether an
+    artifact with that key holds the same circuit as the run in a store. Each table is stacked (`stack`:
+    tables already stacked with `_stack`) and converted once for all circuits, then hashed run by run,
+    which gives each circuit the digest it has alone."""
+    hashes = [hashlib.sha256() for _ in circuits]
+    for name in sorted(n for n in TABLES if n not in OPTIONAL_TABLES):
+        df = (stack or functools.partial(_stack, circuits))(name)
+        counts = np.bincount(df["_i"].to_numpy(dtype=np.int64), minlength=len(circuits))
+        bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        for i, h in enumerate(hashes):
+            h.update(f"table {name}:{counts[i]}\n".encode())
+        for col in df.columns:
+            if col == "_i":
+                continue
+            part = _digest_parts(df[col])
+            for i, h in enumerate(hashes):
+                h.update(f"{col}:".encode())
+                h.update(part(int(bounds[i]), int(bounds[i + 1])))
+    return [h.hexdigest() for h in hashes]
+
+
+def run_digest(circuit: Circuit) -> str:
+    """`run_digests` of one circuit."""
+    return run_digests([circuit])[0]
 
 
 def _json(v: Any) -> str | None:
@@ -284,6 +364,7 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
     relationships of many circuits at once (vectorised; group influence comes from the artifact)."""
     rk = np.array([c.key for c in circuits], dtype=object)
     mk = np.array([model_key(c) for c in circuits], dtype=object)
+    stack = functools.cache(functools.partial(_stack, circuits))   # each table stacked once
     layer_tabs = [_layers(c) for c in circuits]
     top_depth = np.array([int(t["depth"].iloc[-1]) for t in layer_tabs])
     target = np.array([int(c.manifest["target_class"]) for c in circuits])
@@ -300,13 +381,14 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
         "timings": [_json(m.get("timings")) for m in man], "written_at": [None] * len(circuits),
         "n_groups": [len(c.tables["groups"]) for c in circuits],
         "n_nodes": [len(c.tables["nodes"]) for c in circuits],
-        "n_edges": [len(c.tables["edges"]) for c in circuits]})
+        "n_edges": [len(c.tables["edges"]) for c in circuits],
+        "digest": run_digests(circuits, stack)})
     rows.rels[("EXPLAINS", "Run", "Class")] = pd.DataFrame({"src": rk, "dst": ckey})
-    groups, nodes = _stack(circuits, "groups"), _stack(circuits, "nodes")
-    edges, gedges = _stack(circuits, "edges"), _stack(circuits, "group_edges")
+    groups, nodes = stack("groups"), stack("nodes")
+    edges, gedges = stack("edges"), stack("group_edges")
     gi = groups["_i"].to_numpy()
     gkeys = _unit_keys(rk, gi, groups["layer"], groups["group"])
-    thumbs, n_ex = _thumbnails(nodes, _stack(circuits, "exemplars"), _stack(circuits, "thumbnails"), groups)
+    thumbs, n_ex = _thumbnails(nodes, stack("exemplars"), stack("thumbnails"), groups)
     embedding, encoder, concepts, label_rows = _labels(circuits, rk, groups, gkeys)
     rows.nodes["NeuronGroup"] = pd.DataFrame({
         "key": gkeys, "run": _take(rk, gi), "model": _take(mk, gi), "target_class": target[gi],
@@ -331,7 +413,7 @@ def runs_rows(circuits: list[Circuit]) -> GraphRows:
         "dst": mkeys[ok].reset_index(drop=True), "subconcept": mem["subconcept"].to_numpy()[ok],
         "activation": mem["activation"].to_numpy()[ok]})
     on = ["_i", "depth", "neuron", "lower_neuron"]
-    core = _stack(circuits, "core")[[*on, "importance"]].drop_duplicates(on)
+    core = stack("core")[[*on, "importance"]].drop_duplicates(on)
     ei = edges["_i"].to_numpy()
     rows.rels[("INFLUENCES", "Neuron", "Neuron")] = pd.DataFrame({
         "src": _unit_keys(mk, ei, edges["lower_layer"], edges["lower_neuron"]),

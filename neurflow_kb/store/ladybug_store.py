@@ -1,19 +1,27 @@
 """`LadybugStore`: the embedded default knowledge base, one Ladybug file, bulk `COPY ... FROM` Arrow
-tables. Readers open it `read_only=True` and may do so while one writer holds it."""
+tables. One writer at a time holds the file; readers open it `read_only=True`, also while it writes.
+
+Each batch of runs is written in one transaction, so readers see a batch completely or not at all, a
+crash or a full disk leaves nothing of it, and `--replace` swaps runs without a moment where they are
+missing. Read queries run on a read-only handle, checked first (see `readonly.py`).
+"""
 
 from __future__ import annotations
 
 import re
+import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
 
 from ..errors import StoreError, UserError
-from .base import BaseStore, refuse_writes, to_frame
+from .base import BaseStore, check_params, to_frame
 from .graph import RelKey
+from .readonly import ladybug_plan_refusal, ladybug_refusal, refusal, statement_texts, strip_explain, tokens
 from .schema import schema, schema_statements
 
 DEFAULT_STORE = "neurflow-kb.lbug"
@@ -21,6 +29,17 @@ DEFAULT_STORE = "neurflow-kb.lbug"
 _ARROW = {"STRING": pa.string(), "INT64": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
           "FLOAT": pa.float32(), "STRING[]": pa.list_(pa.string()), "FLOAT[]": pa.list_(pa.float32()),
           "DOUBLE[]": pa.list_(pa.float64()), "INT64[]": pa.list_(pa.int64())}
+
+# Errors of a reader that met a writer mid-way (its WAL half-written, a checkpoint under way, the file
+# lock taken for a moment): opening again a little later succeeds. Errors about the query are not.
+_TRANSIENT = ("reading past the end", "checksum", "lock", "recovery is pending", "wal")
+_QUERY_ERRORS = re.compile(r"\s*(binder|parser|catalog|conversion|overflow|interrupt|runtime exception: "
+                           r"(?:divide|overflow))", re.I)
+# Errors of a full disk (or a file-size limit): nothing more can be written until space is freed.
+_NO_SPACE = ("no space left", "file too large", "disk quota", "cannot write to file")
+_COMMITTED = "committed successfully"
+
+T = TypeVar("T")
 
 
 def _plain(v: Any) -> Any:
@@ -45,12 +64,49 @@ def _arrow_table(columns: list[tuple[str, str]], df: pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=[n for n, _ in columns])
 
 
+def _first_line(msg: str) -> str:
+    return msg.strip().splitlines()[0] if msg.strip() else msg
+
+
+def _transient(msg: str) -> bool:
+    """Whether an engine error is a writer's passing state rather than a fault of the query or file."""
+    return not _QUERY_ERRORS.match(msg) and any(k in msg.lower() for k in _TRANSIENT)
+
+
+def _no_space(msg: str) -> str | None:
+    """The OS's reason when `msg` says a write failed for lack of space, else None."""
+    low = msg.lower()
+    if not any(k in low for k in _NO_SPACE):
+        return None
+    m = re.search(r"Error: ([^.\n]+)\s*$", msg.strip())
+    return m.group(1).strip() if m else _first_line(msg)
+
+
+def _holder(msg: str) -> str:
+    """' (process PID: command)' for the lock holder a Ladybug lock error names, or ''."""
+    m = re.search(r"PID (\d+)", msg)
+    if not m:
+        return ""
+    pid = m.group(1)
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        words = [Path(a.decode(errors="replace")).name if i < 2 else a.decode(errors="replace")
+                 for i, a in enumerate(argv) if a]
+        cmd = " ".join(words)
+        cmd = cmd if len(cmd) <= 80 else cmd[:77] + "..."
+        return f" (process {pid}: {cmd})" if cmd else f" (process {pid})"
+    except OSError:
+        return f" (process {pid})"
+
+
 class LadybugStore(BaseStore):
     """A knowledge base in one embedded Ladybug file (no server to start)."""
 
     dialect = "ladybug"
     #: COPY into a growing relationship table costs more per call than per row: write big batches.
     batch_relationships = 4_000_000
+    #: One transaction per batch: readers see all of it or nothing, `replace` swaps without a gap.
+    batch_atomic = True
 
     def __init__(self, path: str | Path = DEFAULT_STORE, read_only: bool = False,
                  buffer_pool_size: int = 2 << 30, lock_timeout: float | None = None) -> None:
@@ -63,6 +119,14 @@ class LadybugStore(BaseStore):
         self._db: Any = None
         self._conn: Any = None
         self._schema_done = False
+        self._in_tx = False
+        self._replaced_in_tx = 0
+        # a writable store answers read queries from a read-only handle, reopened after each write
+        self._ro: tuple[Any, Any] | None = None
+        self._generation = 0
+        self._ro_generation = -1
+        self._verdicts: dict[str, str | None] = {}
+        self._table_functions: frozenset[str] | None = None
 
     def describe(self) -> str:
         return f"knowledge base {self.path}"
@@ -84,41 +148,64 @@ class LadybugStore(BaseStore):
             raise StoreError(f"{self.path} is a folder, not a knowledge-base file; pass --store FILE.lbug")
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = self._open_database(self.read_only)
+        self._conn = ladybug.Connection(self._db)
+        return self
+
+    def _open_database(self, read_only: bool) -> Any:
+        """A `ladybug.Database` on the file, retrying while a writer holds it or is mid-write."""
+        import ladybug
+
         deadline = time.monotonic() + self.lock_timeout
+        recovered = False
         while True:
             try:
-                self._db = ladybug.Database(str(self.path), read_only=self.read_only,
-                                            buffer_pool_size=self.buffer_pool_size)
-                break
+                return ladybug.Database(str(self.path), read_only=read_only,
+                                        buffer_pool_size=self.buffer_pool_size)
             except RuntimeError as e:
                 msg = str(e)
-                if self.read_only and "recovery is pending" in msg:
-                    self._finish_recovery()
-                elif "lock" not in msg.lower():
-                    raise StoreError(f"cannot open {self.path}: {msg.splitlines()[0]}") from None
+                self._raise_no_space(msg, "open")
+                if read_only and "recovery is pending" in msg:
+                    if self._finish_recovery():
+                        if recovered:        # replayed, yet still pending: it cannot be finished
+                            raise StoreError(f"{self.path} has an unfinished checkpoint that cannot be "
+                                             f"completed{self._space_hint()}; free disk space and run the "
+                                             "command again") from None
+                        recovered = True
+                elif not _transient(msg):
+                    raise StoreError(f"cannot open {self.path}: {_first_line(msg)}") from None
                 if time.monotonic() > deadline:
-                    pid = re.search(r"PID (\d+)", msg)
-                    who = f" (process {pid.group(1)})" if pid else ""
-                    if self.read_only:
+                    who = _holder(msg)
+                    if read_only:
                         raise StoreError(f"{self.path} stayed busy with a writer's checkpoint{who} for "
                                          f"{self.lock_timeout:.0f}s; try again") from None
                     raise StoreError(f"{self.path} is in use by another writer{who}; wait for it to finish "
                                      "or use another --store") from None
                 time.sleep(0.1)
-        self._conn = ladybug.Connection(self._db)
-        return self
 
-    def _finish_recovery(self) -> None:
-        """A crashed writer left a checkpoint to replay: replay it if no other writer holds the file."""
+    def _finish_recovery(self) -> bool:
+        """A crashed writer left a checkpoint to replay: replay it (True) unless another writer holds the
+        file (False: that writer does it); a replay that fails for lack of space is reported at once."""
         import ladybug
 
         try:
             db = ladybug.Database(str(self.path), buffer_pool_size=64 << 20)
-        except RuntimeError:
-            return
+        except RuntimeError as e:
+            msg = str(e)
+            if "lock" in msg.lower():
+                return False
+            reason = _no_space(msg) or _first_line(msg)
+            raise StoreError(f"{self.path} has an unfinished checkpoint that cannot be completed ({reason}); "
+                             "free disk space and run the command again") from None
         db.close()
+        return True
+
+    def _space_hint(self) -> str:
+        free = shutil.disk_usage(self.path.resolve().parent).free
+        return f" (its disk has {free / 2**20:.0f} MB free)" if free < 256 << 20 else ""
 
     def close(self) -> None:
+        self._close_reader()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -126,24 +213,91 @@ class LadybugStore(BaseStore):
             self._db.close()
             self._db = None
 
-    # primitives -----------------------------------------------------------------------------------
-    def _exec(self, cypher: str, params: dict[str, Any] | None = None) -> Any:
+    def _close_reader(self) -> None:
+        if self._ro is not None:
+            conn, db = self._ro
+            conn.close()
+            db.close()
+            self._ro = None
+
+    def _reader(self) -> Any:
+        """The connection read queries run on: this store's own if it is read-only, else a read-only
+        handle on the same file opened after the last write (a read-only handle sees the file as it
+        was when opened)."""
+        import ladybug
+
         if self._conn is None:
             self.open()
-        return self._conn.execute(cypher, params or {})
+        if self.read_only:
+            return self._conn
+        if self._ro is None or self._ro_generation != self._generation:
+            self._close_reader()
+            db = self._open_database(read_only=True)
+            self._ro = (ladybug.Connection(db), db)
+            self._ro_generation = self._generation
+        return self._ro[0]
 
-    def _no_schema(self, msg: str) -> bool:
-        return "does not exist" in msg and ("Table" in msg or "table" in msg) and not self._has_schema()
+    def _reopen_reader(self) -> None:
+        """Open the read-only handle afresh (after a transient error of a reader)."""
+        if self.read_only:
+            self.close()
+            self.open()
+        else:
+            self._close_reader()
 
-    def _has_schema(self) -> bool:
-        res = self._exec("CALL show_tables() RETURN name")
-        return "Run" in {r[0] for r in res.get_all()}
+    # primitives -----------------------------------------------------------------------------------
+    def _raise_no_space(self, msg: str, doing: str) -> None:
+        reason = _no_space(msg)
+        if reason is None:
+            return
+        if _COMMITTED in msg and self._replaced_in_tx:
+            # Ladybug logs deletes but not bulk COPYs: the deletes stay, the new versions are lost
+            raise StoreError(f"writing to {self.path} failed ({reason}) while replacing "
+                             f"{self._replaced_in_tx} run(s): their old versions are gone and the new ones "
+                             "were not kept; free disk space and load them again") from None
+        raise StoreError(f"cannot {doing} {self.path}: {reason}; nothing of this batch was kept (what was "
+                         "written before it is intact), free disk space and run it again") from None
+
+    def _exec(self, cypher: str, params: dict[str, Any] | None = None, write: bool = True) -> Any:
+        if self._conn is None:
+            self.open()
+        try:
+            res = self._conn.execute(cypher, params or {})
+        except RuntimeError as e:
+            self._raise_no_space(str(e), "write to")
+            raise
+        if write:
+            self._generation += 1
+        return res
+
+    def _retrying(self, call: Callable[[Any], T]) -> T:
+        """`call(reader connection)`, again on a fresh handle while a writer leaves the file briefly
+        unreadable (a half-written WAL): readers wait it out instead of failing."""
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return call(self._reader())
+            except RuntimeError as e:
+                if not _transient(str(e)) or time.monotonic() > deadline:
+                    raise
+            self._reopen_reader()
+            time.sleep(0.05)
+
+    def _no_schema(self, msg: str, conn: Any = None) -> bool:
+        if not ("does not exist" in msg and ("Table" in msg or "table" in msg)):
+            return False
+        res = (conn or self._conn).execute("CALL show_tables() RETURN name")
+        return "Run" not in {r[0] for r in res.get_all()}
 
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
+        def run(conn: Any) -> Any:
+            return conn.execute(cypher, params or {})
+
         try:
-            res = self._exec(cypher, params)
+            # a writer reads its own (uncommitted) writes; a read-only store reads through retries
+            res = self._exec(cypher, params, write=False) if not self.read_only else self._retrying(run)
         except RuntimeError as e:
-            if self._no_schema(str(e)):
+            if self._no_schema(str(e), self._conn):
                 raise StoreError(f"{self.path} has no knowledge-base schema yet; run `neurflow-kb init` or "
                                  "load circuits into it") from None
             raise
@@ -153,37 +307,111 @@ class LadybugStore(BaseStore):
         self._check_writable()
         self._exec(cypher, params)
 
+    def _atomic(self, work: Callable[[], T]) -> T:
+        """Run `work` in one transaction (or in the one already open): all of it is visible, or none."""
+        if self._in_tx:
+            return work()
+        self._check_writable()
+        self._exec("BEGIN TRANSACTION")
+        self._in_tx = True
+        self._replaced_in_tx = 0
+        try:
+            out = work()
+        except BaseException:
+            self._in_tx = False
+            try:
+                self._conn.execute("ROLLBACK")
+            except RuntimeError:
+                pass  # the failed statement may have ended the transaction already
+            raise
+        self._in_tx = False
+        self._exec("COMMIT")
+        return out
+
+    # read queries ---------------------------------------------------------------------------------
+    def _functions(self, conn: Any) -> frozenset[str]:
+        """Names of the engine's table functions (some read files; the check refuses all but a few)."""
+        if self._table_functions is None:
+            rows = conn.execute("CALL show_functions() RETURN name, type").get_all()
+            self._table_functions = frozenset(str(n).upper() for n, t in rows
+                                              if "TABLE" in str(t) or "COPY" in str(t))
+        return self._table_functions
+
+    def _vet(self, cypher: str, params: dict[str, Any], conn: Any) -> None:
+        """Refuse a read query that writes, reads host files, calls table functions other than the
+        catalogue ones, changes settings or manages the database: first from its tokens (before the
+        engine sees it: binding a file-reading function already reads the file, some crash the process),
+        then from the plan Ladybug makes of each statement."""
+        if cypher in self._verdicts:
+            reason = self._verdicts[cypher]
+        else:
+            reason = ladybug_refusal(cypher, self._functions(conn))
+            if reason is None:
+                for stmt in statement_texts(cypher):
+                    body = strip_explain(tokens(stmt))
+                    if not body:
+                        reason = "has nothing to run"
+                        break
+                    res = conn.execute("EXPLAIN " + stmt[body[0].pos:], params)
+                    reason = ladybug_plan_refusal(str(res.get_all()[0][0]))
+                    if reason:
+                        break
+            self._verdicts[cypher] = reason
+        if reason:
+            raise refusal(reason)
+
     def run_query(self, cypher: str, params: dict[str, Any] | None = None, *,
                   write: bool = False) -> pd.DataFrame:
-        """Run Cypher with parameters; without `write` a query containing write clauses is refused."""
-        if write:
-            self._check_writable()
-        else:
-            refuse_writes(cypher)
+        """Run Cypher with parameters. Read-only unless `write`: on a read-only handle, and refused if it
+        writes, reads files, calls file-reading table functions or changes settings (docs/security.md)."""
+        params = dict(params or {})
+        check_params(params)
+
+        def run(conn: Any) -> Any:
+            if not write:
+                self._vet(cypher, params, conn)
+            return conn.execute(cypher, params)
+
         try:
-            res = self._exec(cypher, params)
+            if write:
+                self._check_writable()
+                res = self._exec(cypher, params)
+            else:
+                res = self._retrying(run)
         except RuntimeError as e:
-            msg = str(e).strip().splitlines()[0]
-            if self._no_schema(msg):
+            msg = _first_line(str(e))
+            conn = self._conn if write or self.read_only else self._reader()
+            if self._no_schema(msg, conn):
                 raise StoreError(f"{self.path} has no knowledge-base schema yet; run `neurflow-kb init` or "
                                  "load circuits into it") from None
             if "read-only" in msg.lower() or "read only" in msg.lower():
-                raise UserError("the query writes to the knowledge base; it runs read-only unless you "
-                                "pass --write") from None
+                raise refusal("writes to the knowledge base") from None
             raise UserError(f"Ladybug rejected the query: {msg}") from None
         if isinstance(res, list):
             res = res[-1]
         cols = list(res.get_column_names())
         return to_frame(cols, [[_plain(v) for v in row] for row in res.get_all()])
 
+    # writing --------------------------------------------------------------------------------------
     def init_schema(self) -> None:
-        """Create the node and relationship tables of `cypher/schema.ladybug.cypher` (idempotent)."""
+        """Create the node and relationship tables of `cypher/schema.ladybug.cypher` (idempotent), and add
+        columns that files made by earlier versions lack."""
         if self._schema_done:
             return
         self._check_writable()
         for stmt in schema_statements("ladybug"):
             self._exec(stmt)
+        for label, table in schema().nodes.items():
+            have = {r[1] for r in self._exec(f"CALL table_info('{label}') RETURN *", write=False).get_all()}
+            for name, typ in table.props:
+                if name not in have:
+                    self._exec(f"ALTER TABLE {label} ADD `{name}` {typ}")
         self._schema_done = True
+
+    def _columns(self, label: str) -> list[str]:
+        """Properties of `label` this file has (a file of an earlier version may lack newer ones)."""
+        have = {r[1] for r in self._read(f"CALL table_info('{label}') RETURN *")[1]}
+        return [c for c in schema().nodes[label].columns if c in have]
 
     def _insert_nodes(self, label: str, df: pd.DataFrame, merge: bool) -> None:
         df = df.drop_duplicates("key")
@@ -199,6 +427,8 @@ class LadybugStore(BaseStore):
         self._exec(f"COPY {rtype} FROM $df{opts}", {"df": table})
 
     def _delete_run(self, key: str) -> None:
+        if self._in_tx:
+            self._replaced_in_tx += 1
         p = {"k": key}
         self._exec("MATCH ()-[e:INFLUENCES]->() WHERE e.run = $k DELETE e", p)
         self._exec("MATCH (g:NeuronGroup) WHERE g.run = $k DETACH DELETE g", p)

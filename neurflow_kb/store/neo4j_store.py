@@ -1,18 +1,29 @@
 """`Neo4jStore`: the knowledge base in Neo4j 5 through the official driver (`execute_query`, managed
-transactions, UNWIND batches of about 10k rows). Credentials are never printed or logged."""
+transactions, UNWIND batches of about 10k rows). Credentials are never printed or logged.
+
+Several writers may share one database: a run is claimed by creating its Run node under the key's
+uniqueness constraint with a writer token and a lease the writer keeps renewing; others wait for a live
+claim and take over a stale one. A model's structure is written in one transaction holding the Model
+node's lock. Read queries run in READ transactions and are checked against their plan first.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import uuid
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
 from ..errors import StoreError, UserError
-from .base import BaseStore, records, to_frame, tuples
-from .graph import RelKey
+from .base import BaseStore, check_params, records, to_frame, tuples
+from .graph import GraphRows, RelKey
+from .readonly import neo4j_plan_refusal, neo4j_text_refusal, refusal, strip_explain, tokens
 from .schema import schema, schema_statements
 
 # the driver logs transaction retries as warnings; a library should not print them on stderr
@@ -27,12 +38,44 @@ def is_neo4j_uri(text: str) -> bool:
 
 
 def safe_uri(uri: str) -> str:
-    """The URI without any user:password@ part, fit to print."""
-    parts = urlsplit(uri)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    """The URI without any user:password@ part, fit to print (a malformed one is shortened)."""
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    except ValueError:
+        scheme, _, rest = uri.partition("://")
+        return f"{scheme}://{rest.rsplit('@', 1)[-1][:60]}"
+
+
+def check_uri(uri: str) -> None:
+    """Raise `UserError` (one line) unless `uri` is a well-formed Neo4j URI: a known scheme, a host, a
+    port between 1 and 65535 if given, nothing after the host but an optional routing query."""
+    if not is_neo4j_uri(uri):
+        raise UserError(f"{safe_uri(uri)!r} is not a Neo4j URI; use one of "
+                        f"{', '.join(s + '://' for s in SCHEMES)} followed by host[:port]")
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as e:
+        raise UserError(f"Neo4j URI {safe_uri(uri)!r} is malformed ({e}); write it as "
+                        "bolt://host:7687") from None
+    if not host:
+        raise UserError(f"Neo4j URI {safe_uri(uri)!r} names no host; write it as bolt://host:7687")
+    if port == 0:
+        raise UserError(f"Neo4j URI {safe_uri(uri)!r} has port 0; the default Bolt port is 7687")
+    if parts.path not in ("", "/") or parts.fragment:
+        raise UserError(f"Neo4j URI {safe_uri(uri)!r} has a path; pick the database with --database "
+                        "(or NEO4J_DATABASE) instead")
+    if any(ord(c) < 33 for c in uri):
+        raise UserError("the Neo4j URI contains spaces or control characters; write it as bolt://host:7687")
+
+
+def _reraise(e: BaseException) -> Any:
+    raise e
 
 
 def _plain(v: Any) -> Any:
@@ -64,6 +107,9 @@ class Neo4jStore(BaseStore):
     """A knowledge base on a Neo4j server (or Aura / a cluster via neo4j+s:// and a database name)."""
 
     dialect = "neo4j"
+    #: How long a claim on a run lasts without renewal (NEURFLOW_KB_LEASE_SECONDS); the writer renews
+    #: it every quarter of this, and a crashed writer's runs are taken over this long after it died.
+    lease_seconds: float = 30.0
 
     def __init__(self, uri: str | None = None, user: str | None = None, password: str | None = None,
                  database: str | None = None, read_only: bool = False, batch_size: int = 10_000) -> None:
@@ -71,9 +117,7 @@ class Neo4jStore(BaseStore):
         uri = uri or os.environ.get("NEO4J_URI")
         if not uri:
             raise UserError("no Neo4j URI: pass --neo4j URI or set NEO4J_URI (e.g. neo4j://localhost:7687)")
-        if not is_neo4j_uri(uri):
-            raise UserError(f"{safe_uri(uri)!r} is not a Neo4j URI; use one of "
-                            f"{', '.join(s + '://' for s in SCHEMES)}")
+        check_uri(uri)
         parts = urlsplit(uri)
         url_user, url_password = parts.username, parts.password
         self.uri = safe_uri(uri) if (url_user or url_password) else uri
@@ -86,6 +130,22 @@ class Neo4jStore(BaseStore):
         self.batch_size = batch_size
         self._driver: Any = None
         self._schema_done = False
+        self._tx: Any = None                      # the explicit transaction `_atomic` runs in, if any
+        self._token = uuid.uuid4().hex            # this writer's claim token
+        self._claims: set[str] = set()            # runs this writer holds
+        self._lost: set[str] = set()              # claims the heartbeat found taken over
+        self._heartbeat: threading.Thread | None = None
+        self._beat_stop = threading.Event()
+        self._verdicts: dict[str, str | None] = {}
+        self._home_db: str | None = None
+        lease = os.environ.get("NEURFLOW_KB_LEASE_SECONDS")
+        if lease:
+            try:
+                self.lease_seconds = float(lease)
+            except ValueError:
+                raise UserError(f"NEURFLOW_KB_LEASE_SECONDS={lease!r} is not a number of seconds") from None
+            if not 1 <= self.lease_seconds <= 86_400:
+                raise UserError("NEURFLOW_KB_LEASE_SECONDS must be between 1 and 86400")
 
     def describe(self) -> str:
         db = f" database {self.database!r}" if self.database else ""
@@ -130,9 +190,31 @@ class Neo4jStore(BaseStore):
 
         if self._driver is None:
             self.open()
+        if self._tx is not None:                 # inside `_atomic`: errors go to its retry loop
+            res = self._tx.run(cypher, params)
+            rows = list(res)
+            return SimpleNamespace(records=rows, keys=res.keys())
         routing = neo4j.RoutingControl.WRITE if write else neo4j.RoutingControl.READ
         return self._guard(self._driver.execute_query, cypher, params, database_=self.database,
                            routing_=routing)
+
+    def _atomic(self, work: Callable[[], Any]) -> Any:
+        """Run `work` in one explicit write transaction (retried as a whole on deadlocks and other
+        transient errors); nested calls join the open one."""
+        if self._tx is not None:
+            return work()
+        if self._driver is None:
+            self.open()
+
+        def body(tx: Any) -> Any:
+            self._tx = tx
+            try:
+                return work()
+            finally:
+                self._tx = None
+
+        with self._driver.session(database=self.database) as session:
+            return self._guard(session.execute_write, body)
 
     def _execute(self, cypher: str, params: dict[str, Any], write: bool) -> tuple[list[str], list[list[Any]]]:
         res = self._run(cypher, params, write)
@@ -165,6 +247,8 @@ class Neo4jStore(BaseStore):
         except ex.Neo4jError as e:
             msg = (e.message or str(e)).strip().splitlines()[0]
             raise StoreError(f"{self.describe()} failed: {msg}") from None
+        except ex.DriverError as e:
+            raise StoreError(f"{self.describe()} failed: {str(e).strip().splitlines()[0]}") from None
 
     # primitives -----------------------------------------------------------------------------------
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
@@ -176,25 +260,86 @@ class Neo4jStore(BaseStore):
 
     def run_query(self, cypher: str, params: dict[str, Any] | None = None, *,
                   write: bool = False) -> pd.DataFrame:
-        """Run Cypher with parameters in a READ transaction (WRITE only when `write`)."""
+        """Run Cypher with parameters: in a WRITE transaction when `write`, else in a READ transaction
+        after checking its plan (no writes, administration commands, LOAD CSV, other databases, or
+        procedures and functions that reach outside the database; docs/security.md)."""
+        params = dict(params or {})
+        check_params(params)
         if write:
             self._check_writable()
-        cols, rows = self._execute(cypher, params or {}, write=write)
+        else:
+            self._vet(cypher, params)
+        try:
+            cols, rows = self._execute(cypher, params, write=write)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"Neo4j cannot take the query parameters: {str(e).splitlines()[0]}") from None
         return to_frame(cols, rows)
 
+    def _vet(self, cypher: str, params: dict[str, Any]) -> None:
+        """Refuse a read query whose plan (the server's own parse, made by EXPLAIN without running it)
+        or, as a second line, whose tokens show more than a read of this database."""
+        if cypher not in self._verdicts:
+            self._verdicts[cypher] = self._plan_refusal(cypher, params) or neo4j_text_refusal(cypher)
+        reason = self._verdicts[cypher]
+        if reason:
+            raise refusal(reason)
+
+    def _plan_refusal(self, cypher: str, params: dict[str, Any]) -> str | None:
+        import neo4j
+        from neo4j import exceptions as ex
+
+        if self._driver is None:
+            self.open()
+        toks = strip_explain(tokens(cypher))
+        if not toks:
+            return "has nothing to run"
+        body = cypher[toks[0].pos:]
+        if self._home_db is None:
+            self._home_db = self.database or self._guard(
+                self._driver.execute_query, "EXPLAIN RETURN 1", database_=self.database,
+                routing_=neo4j.RoutingControl.READ).summary.database
+        try:
+            res = self._driver.execute_query("EXPLAIN " + body, params, database_=self.database,
+                                             routing_=neo4j.RoutingControl.READ)
+        except ex.ClientError as e:
+            code = e.code or ""
+            msg = (e.message or str(e)).strip().splitlines()[0]
+            if "AdministrationCommand" in code or "Administration Commands" in msg:
+                return "is an administration command"
+            return self._guard(_reraise, e)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"Neo4j cannot take the query parameters: {str(e).splitlines()[0]}") from None
+        except Exception as e:  # noqa: BLE001 - the driver's connection errors become one line
+            return self._guard(_reraise, e)
+        summary = res.summary
+        return neo4j_plan_refusal(summary.plan, summary.query_type, summary.database, self._home_db)
+
     def init_schema(self) -> None:
-        """Create the constraints and indexes of `cypher/schema.cypher` (idempotent)."""
+        """Create the constraints and indexes of `cypher/schema.cypher` (idempotent, also when several
+        writers do it at once: `IF NOT EXISTS` does not cover a rule another transaction is creating)."""
+        import neo4j
+        from neo4j import exceptions as ex
+
         if self._schema_done:
             return
         self._check_writable()
+        if self._driver is None:
+            self.open()
         for stmt in schema_statements("neo4j"):
-            self._execute(stmt, {}, write=True)
+            try:
+                self._driver.execute_query(stmt, database_=self.database, routing_=neo4j.RoutingControl.WRITE)
+            except ex.ClientError as e:
+                if not (e.code or "").endswith(("EquivalentSchemaRuleAlreadyExists", "AlreadyExists")):
+                    self._guard(_reraise, e)
+            except Exception as e:  # noqa: BLE001 - connection errors become one line
+                self._guard(_reraise, e)
         self._schema_done = True
 
     def _batches(self, rows: list[Any]) -> list[_Rows]:
         return [_Rows(rows[i:i + self.batch_size]) for i in range(0, len(rows), self.batch_size)]
 
     def _insert_nodes(self, label: str, df: pd.DataFrame, merge: bool) -> None:
+        self._check_claims()
         if merge:
             q = f"UNWIND $rows AS r MERGE (n:{label} {{key: r.key}}) ON CREATE SET n = r"
         else:
@@ -220,6 +365,7 @@ class Neo4jStore(BaseStore):
 
         Endpoints are resolved to element ids first (per call, never cached: ids of deleted nodes can be
         reused), rows travel as lists, not maps."""
+        self._check_claims()
         rtype, src, dst = key
         props = schema().rels[rtype].columns
         a, b = self._element_ids(src, df["src"]), self._element_ids(dst, df["dst"])
@@ -232,6 +378,10 @@ class Neo4jStore(BaseStore):
             self._execute(q, {"rows": batch}, write=True)
 
     def _delete_run(self, key: str) -> None:
+        self._delete_content(key)
+        self._execute("MATCH (r:Run) WHERE r.key = $k DETACH DELETE r", {"k": key}, write=True)
+
+    def _delete_content(self, key: str) -> None:
         p = {"k": key}
         while self._execute("MATCH ()-[e:INFLUENCES]->() WHERE e.run = $k WITH e LIMIT 10000 DELETE e "
                             "RETURN count(*)", p, write=True)[1][0][0]:
@@ -239,4 +389,133 @@ class Neo4jStore(BaseStore):
         while self._execute("MATCH (g:NeuronGroup) WHERE g.run = $k WITH g LIMIT 2000 DETACH DELETE g "
                             "RETURN count(*)", p, write=True)[1][0][0]:
             pass
-        self._execute("MATCH (r:Run) WHERE r.key = $k DETACH DELETE r", p, write=True)
+
+    # concurrent writers ---------------------------------------------------------------------------
+    def _lock_model(self, rows: GraphRows) -> None:
+        """Create the Model node if missing (its uniqueness constraint lets one writer do it) and take
+        its write lock for the rest of the transaction: structure writers of a model run one by one."""
+        model = records(rows.nodes["Model"])[0]
+        self._execute("MERGE (m:Model {key: $k}) ON CREATE SET m += $props "
+                      "SET m._neurflow_lock = true REMOVE m._neurflow_lock",
+                      {"k": model["key"], "props": model}, write=True)
+
+    def _claim(self, actions: dict[str, str], runs: pd.DataFrame | None) -> tuple[dict[str, str], list[str]]:
+        """Claim runs: new ones by creating their Run node (the key's constraint lets one writer win),
+        existing ones (a stale 'writing' leftover, a complete run to replace) by taking the node's lock
+        and setting this writer's token where no live claim is. Returns (claimed, held by others)."""
+        claimed: dict[str, str] = {}
+        new = [k for k, a in actions.items() if a == "new"]
+        ms = int(self.lease_seconds * 1000)
+        if new:
+            assert runs is not None
+            props = records(runs[runs["key"].isin(new)].assign(status="writing"))
+            _, rows = self._execute(
+                "UNWIND $rows AS p MERGE (r:Run {key: p.key}) "
+                "ON CREATE SET r += p, r.writer = $tok, r.lease_until = timestamp() + $ms "
+                "RETURN r.key, r.writer = $tok", {"rows": props, "tok": self._token, "ms": ms}, write=True)
+            claimed.update({k: "new" for k, mine in rows if mine})
+        for action, status in (("recover", "writing"), ("replace", "complete")):
+            keys = [k for k, a in actions.items() if a == action]
+            if not keys:
+                continue
+            _, rows = self._execute(
+                "UNWIND $keys AS k MATCH (r:Run {key: k}) "
+                "SET r._neurflow_lock = true REMOVE r._neurflow_lock "   # the node's lock, then look
+                "WITH r WHERE r.status = $status AND (r.writer IS NULL OR r.lease_until < timestamp()) "
+                "SET r.writer = $tok, r.lease_until = timestamp() + $ms RETURN r.key",
+                {"keys": keys, "status": status, "tok": self._token, "ms": ms}, write=True)
+            claimed.update({k: action for (k,) in rows})
+        if claimed:
+            self._claims.update(claimed)
+            self._start_heartbeat()
+        return claimed, [k for k in actions if k not in claimed]
+
+    def _start_heartbeat(self) -> None:
+        """Renew this writer's leases every quarter lease in a background thread."""
+        if self._heartbeat is not None and self._heartbeat.is_alive():
+            return
+        self._beat_stop.clear()
+        self._heartbeat = threading.Thread(target=self._beat, name="neurflow-kb-lease", daemon=True)
+        self._heartbeat.start()
+
+    def _beat(self) -> None:
+        import neo4j
+
+        ms = int(self.lease_seconds * 1000)
+        while not self._beat_stop.wait(self.lease_seconds / 4):
+            keys = sorted(self._claims)
+            if not keys:
+                continue
+            try:
+                res = self._driver.execute_query(
+                    "UNWIND $keys AS k MATCH (r:Run {key: k}) WHERE r.writer = $tok "
+                    "SET r.lease_until = timestamp() + $ms RETURN collect(r.key) AS held",
+                    {"keys": keys, "tok": self._token, "ms": ms}, database_=self.database,
+                    routing_=neo4j.RoutingControl.WRITE)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease outlasts several
+                continue
+            held = set(res.records[0]["held"])
+            self._lost.update(k for k in keys if k not in held and k in self._claims)
+
+    def _claims_done(self) -> None:
+        self._claims.clear()
+        self._beat_stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=5)
+            self._heartbeat = None
+        self._lost.clear()
+
+    def _check_claims(self) -> None:
+        if self._lost & self._claims:
+            key = sorted(self._lost & self._claims)[0]
+            raise StoreError(f"another writer took over run {key} (this writer's claim lapsed for over "
+                             f"{self.lease_seconds:.0f}s); its write was given up, run the load again")
+
+    def _put_runs(self, run: pd.DataFrame) -> None:
+        """Set the claimed Run nodes' properties (they exist since the claim)."""
+        self._check_claims()
+        _, rows = self._execute("UNWIND $rows AS r MATCH (n:Run {key: r.key}) WHERE n.writer = $tok "
+                                "SET n += r RETURN count(n)", {"rows": records(run), "tok": self._token},
+                                write=True)
+        if int(rows[0][0]) != len(run):
+            raise StoreError(f"another writer took over a run of this batch in {self.describe()}; run the "
+                             "load again")
+
+    def _finish_runs(self, keys: list[str]) -> None:
+        """Mark this writer's runs complete and drop its claims on them (only runs it still holds)."""
+        self._check_claims()
+        _, rows = self._execute("UNWIND $keys AS k MATCH (r:Run {key: k}) WHERE r.writer = $tok "
+                                "SET r.status = 'complete' REMOVE r.writer, r.lease_until "
+                                "RETURN collect(r.key)", {"keys": keys, "tok": self._token}, write=True)
+        done = set(rows[0][0])
+        self._claims.difference_update(done)
+        missing = sorted(set(keys) - done)
+        if missing:
+            raise StoreError(f"another writer took over run {missing[0]} before it was complete; run the "
+                             "load again")
+
+    def _clear_run(self, key: str) -> None:
+        """Delete a run's groups, influences and links, keeping its (claimed) Run node."""
+        self._delete_content(key)
+        self._execute("MATCH (r:Run {key: $k})-[e]->() DELETE e", {"k": key}, write=True)
+
+    def _abandon(self, keys: list[str]) -> None:
+        """Remove this writer's half-written new runs (best effort: a lease that lapses frees them too)."""
+        for key in keys:
+            try:
+                _, rows = self._execute("MATCH (r:Run {key: $k}) WHERE r.writer = $tok RETURN count(r)",
+                                        {"k": key, "tok": self._token}, write=True)
+                if int(rows[0][0]):
+                    self._delete_run(key)
+            except Exception:  # noqa: BLE001 - the original error matters; leftovers are taken over later
+                pass
+        self._claims.difference_update(keys)
+
+    def _release(self, keys: list[str]) -> None:
+        """Drop this writer's claims on `keys` (after a failed swap the old runs stay complete)."""
+        try:
+            self._execute("UNWIND $keys AS k MATCH (r:Run {key: k}) WHERE r.writer = $tok "
+                          "REMOVE r.writer, r.lease_until", {"keys": keys, "tok": self._token}, write=True)
+        except Exception:  # noqa: BLE001 - the lease lapses anyway
+            pass
+        self._claims.difference_update(keys)

@@ -113,3 +113,20 @@ def schema() -> Schema:
                     props.append((name.strip("`"), typ.strip()))
             rels[m.group(1)] = RelTable(m.group(1), tuple(pairs), tuple(props))
     return Schema(nodes, rels)
+
+
+_INDEX_RE = re.compile(r"CREATE (?:RANGE |TEXT )?INDEX \w+ IF NOT EXISTS "
+                       r"FOR (?:\(\w+:(\w+)\)|\(\)-\[\w+:(\w+)\]-\(\)) ON \(([^)]*)\)")
+
+
+@functools.cache
+def indexed_properties() -> frozenset[tuple[str, str]]:
+    """(label or relationship type, property) of every key and every property Neo4j indexes with a range
+    index (from `schema.cypher`): their values must stay within the index's key size."""
+    out = {(label, "key") for label in schema().nodes}
+    for stmt in schema_statements("neo4j"):
+        if m := _INDEX_RE.match(stmt):
+            owner = m.group(1) or m.group(2)
+            for prop in m.group(3).split(","):
+                out.add((owner, prop.strip().split(".", 1)[1].strip("`")))
+    return frozenset(out)

@@ -8,6 +8,7 @@ import socket
 
 import pandas as pd
 import pytest
+from cli_checks import one_line_error
 from click.testing import CliRunner
 
 from neurflow_kb import queries
@@ -19,15 +20,6 @@ def invoke(args, env=None):
     """Run the CLI in-process with no NEO4J_* settings from the test environment unless given."""
     clean = {k: None for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")}
     return CliRunner().invoke(main, args, env=clean | (env or {}))
-
-
-def one_line_error(result, *needles: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture

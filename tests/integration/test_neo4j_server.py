@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from neo4j import GraphDatabase
-from neo4j.exceptions import AuthError
+from neo4j.exceptions import AuthError, ClientError
 
 pytestmark = pytest.mark.neo4j
 
@@ -70,3 +70,26 @@ def test_password_not_on_command_line_or_in_log(neo4j_server) -> None:
     log = Path(f"/proc/{neo4j_server.pid}/fd/1").resolve()
     assert "NEO4J READY" in log.read_text()
     assert neo4j_server.password not in log.read_text()
+
+
+def test_load_csv_reads_the_import_folder_only(neo4j_server) -> None:
+    """The test server confines LOAD CSV's file:/// URLs to its import folder: a host file outside it
+    (also through ../) is not found, a file inside it reads (even with full rights)."""
+    if neo4j_server.import_dir is None:
+        pytest.skip("NEO4J_URI points at a server this checkout did not start (no NEO4J_IMPORT_DIR)")
+    inside = Path(neo4j_server.import_dir) / "inside.csv"
+    inside.write_text("a,b\n")
+    outside = Path(neo4j_server.import_dir).parent / "outside-import.csv"
+    outside.write_text("secret,row\n")
+    try:
+        with GraphDatabase.driver(neo4j_server.uri, auth=neo4j_server.auth) as driver:
+            rows = driver.execute_query("LOAD CSV FROM 'file:///inside.csv' AS l RETURN l").records
+            assert rows[0]["l"] == ["a", "b"]
+            for url in (f"file://{outside}", "file:///../outside-import.csv", "file:///etc/hostname",
+                        "file:///%2E%2E/outside-import.csv"):
+                with pytest.raises(ClientError) as err:
+                    driver.execute_query("LOAD CSV FROM $u AS l RETURN l", u=url)
+                assert "secret" not in str(err.value)
+    finally:
+        inside.unlink()
+        outside.unlink()
