@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .folders import claim_files, replace_folder
 from .shares import SHARE_COLUMNS, compute_shares, has_shares
 
 #: Version 2: weights identified by content, preprocessing in the manifest and the key, a folder marker.
@@ -81,6 +82,7 @@ TABLES: dict[str, dict[str, str]] = {
     "group_embeddings": {"depth": "int64", "layer": "object", "group": "int64", "embedding": "object",
                          "encoder": "object"},
 }
+claim_files(["manifest.json", *(f"{name}.parquet" for name in TABLES)])
 
 
 # Manifest fields that decide what a circuit is (its run key); see `circuit_key`.
@@ -192,8 +194,6 @@ class Circuit:
         `neurflow_kb.folders`. An existing `directory` is replaced only when neurflow-kb wrote it (and it
         holds nothing else); a user's folder, a file or a symbolic link is refused with a `UserError`.
         """
-        from .folders import replace_folder
-
         self.validate()
         manifest = dict(self.manifest, format_version=FORMAT_VERSION, key=self.key)
 

@@ -15,8 +15,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..shares import percent
-from . import main
 from .engine_cmds import demo_images, print_circuit, resolve_class
+from .group import main
 
 
 def _print_drivers(table: pd.DataFrame, circuits: dict, per_layer: int = 3) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..pipeline.classes import resolve_class
-from . import main
+from .group import main
 
 _CHOICES_FILTER = click.Choice(["predicted", "true", "all"])
 _CHOICES_STRATEGY = click.Choice(["batched", "per_neuron", "fast"])

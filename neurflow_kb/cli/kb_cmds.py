@@ -22,8 +22,8 @@ import click
 import pandas as pd
 
 from ..errors import UserError
-from . import main
 from .engine_cmds import engine_options
+from .group import main
 
 # -- store options ---------------------------------------------------------------------------------
 
@@ -768,7 +768,7 @@ def _ray_options(address: str | None, given: set[str], workers: int | None, gpus
             raise UserError(f"--{ray_only[0].replace('_', '-')} only applies with --ray")
         return None
     from ..cluster import RayOptions
-    from ..pipeline.run import ray_options
+    from ..pipeline import ray_options
 
     return ray_options(RayOptions(address=address, workers=workers, gpus_per_worker=gpus,
                                   cpus_per_worker=cpus, max_retries=retries))

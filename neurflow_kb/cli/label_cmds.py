@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import UserError
-from . import main
+from .group import main
 from .kb_cmds import (
     StoreOptions,
     check_templates,
@@ -200,9 +200,9 @@ def debug(image: str, model: str, weights: str, layers: str | None, cls: str | N
     adapter = get_adapter(model, weights=weights, layers=parse_layers(layers), device=device, seed=seed)
     target = None if cls is None else resolve_class(cls, adapter.class_names, adapter.num_classes)
     if target is None:
-        from ..debug import _load_image
+        from ..debug import load_image
 
-        x, _, _ = _load_image(image, adapter)
+        x, _, _ = load_image(image, adapter)
         import torch
 
         with torch.no_grad():

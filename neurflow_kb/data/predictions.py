@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -33,6 +34,8 @@ import torch
 from ..errors import UserError
 from .records import ImageRecords
 from .stream import default_workers, stream_images
+
+log = logging.getLogger(__name__)
 
 TOP = 5
 HASHES_FILE = "file-hashes.parquet"
@@ -283,6 +286,8 @@ def _predict(records: ImageRecords, adapter: Predictor, cache: Path | None, batc
     if bad and not skip_bad:
         first = min(bad)
         raise UserError(f"{bad[first]} (or pass --skip-bad-images to leave such files out)")
+    log.info("prediction pass: %d files, %d through the model, %d unreadable, %.1f s", len(records),
+             forwarded, len(bad), time.perf_counter() - started)
     return DatasetPredictions(records, sha, sizes, top1, top5, logit5, bad, forwarded,
                               time.perf_counter() - started, cache_file)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.metadata
+import logging
 import random
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,38 +49,9 @@ from .certify import (
 from .clustering import Clustering, ward_silhouette
 from .groups import build_groups
 from .ig import fast_steps, integrated_gradients, per_neuron_integrated_gradients, tf32
+from .types import LayerResult
 
-
-@dataclass
-class LayerResult:
-    """What one transition (lower -> upper) produced for the nodes of the upper layer.
-
-    `importance` holds every node's full importance vector; `exact` says whether a node's IG was computed
-    exactly (float32, `ig_steps`). Certified runs add the remaining error bound per node (`bound`, zero
-    where exact), what the approximation alone gave (`approx_importance`, with its bound `approx_bound`)
-    and the transition's `certification` record.
-    """
-
-    depth: int
-    upper: str
-    lower: str
-    neurons: list[int]
-    exemplars: dict[int, np.ndarray]
-    importance: dict[int, np.ndarray]
-    core: dict[int, np.ndarray]
-    subconcepts: dict[int, np.ndarray]
-    nodes: list[dict[str, Any]] = field(default_factory=list)
-    edges: list[dict[str, Any]] = field(default_factory=list)
-    representatives: dict[tuple[int, int], list[int]] = field(default_factory=dict)
-    ig_steps: int = 0
-    completeness_error: float = 0.0
-    seconds: float = 0.0
-    ig_seconds: float = 0.0
-    exact: dict[int, bool] = field(default_factory=dict)
-    bound: dict[int, np.ndarray] = field(default_factory=dict)
-    certification: Certification | None = None
-    approx_importance: dict[int, np.ndarray] = field(default_factory=dict)
-    approx_bound: dict[int, np.ndarray] = field(default_factory=dict)
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -386,6 +357,8 @@ class NeurFlow:
                           importance={}, core={}, subconcepts={}, ig_steps=attribution.steps,
                           completeness_error=attribution.result.completeness_error(), ig_seconds=ig_seconds,
                           certification=attribution.report)
+        log.debug("transition %s -> %s: %d nodes, IG %d steps in %.2f s", lower, upper, len(neurons),
+                  attribution.steps, ig_seconds)
         for i, n in enumerate(neurons):
             attr = attributions[i]                       # [k, C_lower]
             importance = importances[i]

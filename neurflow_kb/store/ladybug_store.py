@@ -8,6 +8,7 @@ missing. Read queries run on a read-only handle, checked first (see `readonly.py
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import time
@@ -25,6 +26,7 @@ from .readonly import ladybug_plan_refusal, ladybug_refusal, refusal, statement_
 from .schema import schema, schema_statements
 
 DEFAULT_STORE = "neurflow-kb.lbug"
+log = logging.getLogger(__name__)
 
 _ARROW = {"STRING": pa.string(), "INT64": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
           "FLOAT": pa.float32(), "STRING[]": pa.list_(pa.string()), "FLOAT[]": pa.list_(pa.float32()),
@@ -261,6 +263,7 @@ class LadybugStore(BaseStore):
     def _exec(self, cypher: str, params: dict[str, Any] | None = None, write: bool = True) -> Any:
         if self._conn is None:
             self.open()
+        log.debug("cypher (%s): %s params=%s", "write" if write else "read", cypher, sorted(params or {}))
         try:
             res = self._conn.execute(cypher, params or {})
         except RuntimeError as e:
@@ -291,6 +294,7 @@ class LadybugStore(BaseStore):
 
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
         def run(conn: Any) -> Any:
+            log.debug("cypher (read-only): %s params=%s", cypher, sorted(params or {}))
             return conn.execute(cypher, params or {})
 
         try:
@@ -370,6 +374,7 @@ class LadybugStore(BaseStore):
         def run(conn: Any) -> Any:
             if not write:
                 self._vet(cypher, params, conn)
+            log.debug("cypher (user, %s): %s params=%s", "write" if write else "read", cypher, sorted(params))
             return conn.execute(cypher, params)
 
         try:

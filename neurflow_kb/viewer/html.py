@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 
 from .compare import CompareView
 from .data import CircuitView
+
+log = logging.getLogger(__name__)
 
 
 def _asset(name: str) -> str:
@@ -51,4 +54,5 @@ def write_html(view: CircuitView | CompareView, path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(render_html(view), encoding="utf-8")
+    log.debug("viewer written to %s", p)
     return p

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ..errors import UserError
-from ..queries import ClassLike, StoreLike, _opened, _resolve, run_named
+from ..queries import ClassLike, StoreLike, class_run_keys, opened_store, run_named
 from .data import CLASS_ID, CircuitView
 
 LABELS_PER_GROUP = 5
@@ -21,7 +21,7 @@ def resolve_run(store: Any, cls: ClassLike | None = None, model: str | None = No
         return run
     if cls is None:
         raise UserError("say which circuit: --class CLASS or --run KEY")
-    keys = _resolve(store, cls, model)
+    keys = class_run_keys(store, cls, model)
     runs = run_named(store, "runs", models=sorted({k.rsplit("/", 1)[0] for k in keys}), classes=keys)
     if runs.empty:
         raise UserError(f"class {cls!r} has no circuit in {store.describe()} yet; compute it with "
@@ -35,7 +35,7 @@ def resolve_run(store: Any, cls: ClassLike | None = None, model: str | None = No
 def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | None = None,
                  run: str | None = None) -> CircuitView:
     """The viewer data of one complete run: groups with members, labels and thumbnails, DRIVES edges."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         key = resolve_run(st, cls, model, run)
         head = run_named(st, "view_run", run=key).iloc[0]
         groups_df = run_named(st, "view_groups", run=key)
@@ -104,9 +104,9 @@ def compare_store_view(store: StoreLike, cls: ClassLike | None = None, model: st
     import pandas as pd
 
     from ..compare import group_links
-    from .compare import COSINE, SHARED_NEURONS, _pairs, compare_view
+    from .compare import COSINE, SHARED_NEURONS, compare_view, resemblance_pairs
 
-    with _opened(store) as st:
+    with opened_store(store) as st:
         key_a = resolve_run(st, cls, model, run)
         if other_run is None and other_cls is None and other_model is None:
             raise UserError("say what to compare with: --compare-class CLASS (same model), --compare-model "
@@ -125,6 +125,6 @@ def compare_store_view(store: StoreLike, cls: ClassLike | None = None, model: st
         else:
             rel = run_named(st, "compare_links", runs=[key_a, key_b])
             rel = rel.rename(columns={"source": "src", "target": "dst"})
-            links = _pairs(rel, {g["id"] for g in va.groups})
+            links = resemblance_pairs(rel, {g["id"] for g in va.groups})
             kind = COSINE
     return compare_view(va, vb, links, kind)
