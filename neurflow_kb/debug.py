@@ -217,7 +217,7 @@ def debug_image(adapter: Any, image: Any, view: CircuitView,
     refs = group_references(view)
     group_of = {g["id"]: g for g in view.groups}
     crop_scores: dict[str, np.ndarray] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ref in refs:
         a = acts[ref.layer]
         if ref.neurons.max(initial=-1) >= a.shape[1]:

@@ -224,7 +224,7 @@ def _partial_names() -> set[str]:
 def clean_leftovers(parent: Path) -> list[Path]:
     """Remove the siblings that killed saves left in `parent` (their writer is gone or they are older
     than a day); folders with anything foreign in them are left alone. Returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
     except OSError:

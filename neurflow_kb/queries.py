@@ -209,6 +209,8 @@ def similarity(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike,
         members = run_named(st, "similar_members", runs=sorted(set(ra["run"]) | set(rb["run"])))
     masses = neuron_masses(members)
     frames = []
+    a: Any
+    b: Any
     for a in ra.itertuples(index=False):
         for b in rb.itertuples(index=False):
             if a.model != b.model or a.run == b.run:

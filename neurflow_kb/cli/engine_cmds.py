@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..pipeline.classes import resolve_class
 from .group import main
+
+if TYPE_CHECKING:
+    from ..artifact import Circuit
 
 _CHOICES_FILTER = click.Choice(["predicted", "true", "all"])
 _CHOICES_STRATEGY = click.Choice(["batched", "per_neuron", "fast"])
@@ -56,7 +60,7 @@ def parse_layers(layers: str | None) -> list[str] | None:
     return [s.strip() for s in layers.split(",") if s.strip()] if layers else None
 
 
-def compute_circuit(model: str, images: str, cls: str, **kw):
+def compute_circuit(model: str, images: str, cls: str, **kw: Any) -> Circuit:
     """Adapter + images + class name/index -> Circuit (the work behind `circuit`): one streamed prediction
     pass over the images, then only the class's images (at most --max-images, seeded choice) are decoded."""
     from ..data import select_images
@@ -73,7 +77,7 @@ def compute_circuit(model: str, images: str, cls: str, **kw):
     return NeurFlow(config).fit(adapter, imageset, target, progress=not kw.get("quiet"))
 
 
-def print_circuit(circuit, per_layer: int = 3) -> None:
+def print_circuit(circuit: Circuit, per_layer: int = 3) -> None:
     """Each layer's strongest groups (by their share of the class) with their leading member neurons."""
     from ..shares import percent
 
@@ -98,7 +102,7 @@ def print_circuit(circuit, per_layer: int = 3) -> None:
 @click.option("--out", required=True, help="Folder for the circuit artifact.")
 @click.option("--per-layer", default=3, show_default=True, help="Groups printed per layer.")
 @engine_options
-def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw) -> None:
+def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw: Any) -> None:
     """Compute one class circuit and save it as an artifact (Parquet + JSON)."""
     from ..folders import check_destination
 

@@ -14,7 +14,7 @@ from ..errors import UserError
 class _Group(click.Group):
     """Turns `UserError` into one line on stderr and exit code 2 (no traceback for user mistakes)."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except UserError as e:
@@ -42,10 +42,10 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
 
 
-class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+class _Stderr(logging.StreamHandler):
     """Writes to whatever `sys.stderr` is when a record comes (the CLI may be invoked more than once)."""
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stderr
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pandas as pd
@@ -24,6 +24,9 @@ import pandas as pd
 from ..errors import UserError
 from .engine_cmds import engine_options
 from .group import main
+
+if TYPE_CHECKING:
+    from ..store import BaseStore, WriteResult
 
 # -- store options ---------------------------------------------------------------------------------
 
@@ -37,7 +40,7 @@ class StoreOptions:
     password: str | None = None
     database: str | None = None
 
-    def open(self, read_only: bool = False):
+    def open(self, read_only: bool = False) -> BaseStore:
         """Open the chosen store (read-only opening needs an embedded file to exist)."""
         from ..store import open_store
 
@@ -90,7 +93,7 @@ def _json_value(v: Any) -> Any:
 
 
 def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict("records")]
+    return [{str(k): _json_value(v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
 #: Columns holding a share of a class (fractions; tables print them as percentages).
@@ -120,13 +123,14 @@ def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None,
             result = {k: as_percent(v, unsigned=UNSIGNED_SHARES + percent_columns) for k, v in result.items()}
         else:
             result = as_percent(result, unsigned=UNSIGNED_SHARES + percent_columns)
-    frames = result if isinstance(result, dict) else None
+    frames: dict[str | None, pd.DataFrame] = ({k: v for k, v in result.items()} if isinstance(result, dict)
+                                              else {None: result})
     if fmt == "json":
-        data: Any = ({k: _jsonable(v) for k, v in frames.items()} if frames is not None
-                     else _jsonable(result))  # type: ignore[arg-type]
+        data: Any = ({k: _jsonable(v) for k, v in frames.items()} if isinstance(result, dict)
+                     else _jsonable(result))
         click.echo(json.dumps(data, default=str, allow_nan=False))
         return
-    for title, df in (frames.items() if frames is not None else [(None, result)]):
+    for title, df in frames.items():
         if fmt == "csv":
             if title:
                 click.echo(f"# {title}")
@@ -212,7 +216,7 @@ def check_templates(templates: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def open_clip_encoder(clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
-                      device: str = "cpu"):
+                      device: str = "cpu") -> Any:
     """Load CLIP from the shared options (missing weights offline fail at once with a UserError)."""
     from ..labels import load_clip
 
@@ -230,7 +234,7 @@ def init(opts: StoreOptions) -> None:
         click.echo(f"initialised {store.describe()}")
 
 
-def _progress_writer(total: int, quiet: bool, label: str):
+def _progress_writer(total: int, quiet: bool, label: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=label, unit="run", disable=quiet or None, file=sys.stderr)
@@ -270,7 +274,7 @@ def load(artifacts: tuple[str, ...], replace: bool, batch_relationships: int | N
             store.batch_relationships = batch_relationships
         bar = _progress_writer(len(paths), quiet, "load")
 
-        def done(r) -> None:
+        def done(r: WriteResult) -> None:
             bar.update(1)
             click.echo(f"{r.status} {r.key}")
 

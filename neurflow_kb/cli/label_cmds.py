@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,8 +19,15 @@ from .kb_cmds import (
     store_options,
 )
 
+if TYPE_CHECKING:
+    from ..artifact import Circuit
+    from ..debug import DebugResult
+    from ..store import BaseStore
+    from ..viewer.compare import CompareView
+    from ..viewer.data import CircuitView
 
-def _print_labels(circuit, per_group: int = 3, limit: int = 12) -> None:
+
+def _print_labels(circuit: Circuit, per_group: int = 3, limit: int = 12) -> None:
     from ..labels import top_labels
 
     tops = top_labels(circuit, per_group)
@@ -87,7 +94,7 @@ def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, cli
 
 
 def _view_from(artifact: str | None, cls: str | None, model: str | None, run: str | None, opts: StoreOptions,
-               store=None):
+               store: BaseStore | None = None) -> CircuitView:
     """A `CircuitView` from an artifact folder, or from the knowledge base (class and optional model/run)."""
     from ..viewer import from_circuit
 
@@ -135,14 +142,14 @@ def view(cls: str | None, model: str | None, run: str | None, artifact: str | No
         click.echo(f"wrote {path} ({len(v.a.groups)} + {len(v.b.groups)} groups, {len(v.links)} matched "
                    f"pairs by {v.link_kind}) - {v.title}")
         return
-    v = _view_from(artifact, cls, model, run, opts)
-    path = write_html(v, out)
-    click.echo(f"wrote {path} ({len(v.groups)} groups, {len(v.edges)} edges) - {v.title}")
+    one = _view_from(artifact, cls, model, run, opts)
+    path = write_html(one, out)
+    click.echo(f"wrote {path} ({len(one.groups)} groups, {len(one.edges)} edges) - {one.title}")
 
 
 def _compare_from(artifact: str | None, cls: str | None, model: str | None, run: str | None,
                   compare_artifact: str | None, compare_class: str | None, compare_model: str | None,
-                  compare_run: str | None, opts: StoreOptions):
+                  compare_run: str | None, opts: StoreOptions) -> CompareView:
     """A `CompareView` of two artifacts, or of two runs of the knowledge base."""
     if artifact or compare_artifact:
         if not (artifact and compare_artifact):
@@ -251,12 +258,13 @@ def _plain(v: Any) -> Any:
     return None if v != v else str(v)
 
 
-def _print_debug(result) -> None:
+def _print_debug(result: DebugResult) -> None:
     verdict = "" if result.predicted == result.target else f" (the circuit explains class {result.target})"
     click.echo(f"{result.source}: predicted {result.predicted} '{result.predicted_name}'{verdict}; top-5 "
                + ", ".join(f"{n} {p:.2f}" for _, n, p in result.top5))
     firing = result.firing()
     click.echo(f"{len(firing)} of {len(result.scores)} groups fire (score >= {result.config.threshold}):")
+    row: Any
     for row in firing.itertuples(index=False):
         crops = result.firing_crops(row.gid)
         c_ = result.crops

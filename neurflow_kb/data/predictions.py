@@ -46,9 +46,11 @@ class Predictor(Protocol):
     """What the prediction pass needs from a model adapter."""
 
     name: str
-    weights: str
     num_classes: int
     preprocess: Any
+
+    @property
+    def weights(self) -> str: ...
 
     def logits(self, images: torch.Tensor) -> torch.Tensor: ...
 
@@ -250,8 +252,8 @@ def _predict(records: ImageRecords, adapter: Predictor, cache: Path | None, batc
                         logits = adapter.logits(batch.images.to(dev, non_blocking=True)).float()
                         forwarded += int(logits.shape[0])
                         k = min(TOP, int(logits.shape[1]))
-                        values, index = logits.topk(k, dim=1)
-                        values, index = values.cpu().numpy(), index.cpu().numpy()
+                        top_values, top_index = logits.topk(k, dim=1)
+                        values, index = top_values.cpu().numpy(), top_index.cpu().numpy()
                         for row, pos in enumerate(batch.positions[batch.ok].tolist()):
                             pad = TOP - k
                             fresh[sha[pos]] = (int(index[row, 0]), index[row].tolist() + [-1] * pad,
@@ -284,8 +286,8 @@ def _predict(records: ImageRecords, adapter: Predictor, cache: Path | None, batc
             continue
         top1[i], top5[i], logit5[i] = hit[0], hit[1], hit[2]
     if bad and not skip_bad:
-        first = min(bad)
-        raise UserError(f"{bad[first]} (or pass --skip-bad-images to leave such files out)")
+        first_bad = min(bad)
+        raise UserError(f"{bad[first_bad]} (or pass --skip-bad-images to leave such files out)")
     log.info("prediction pass: %d files, %d through the model, %d unreadable, %.1f s", len(records),
              forwarded, len(bad), time.perf_counter() - started)
     return DatasetPredictions(records, sha, sizes, top1, top5, logit5, bad, forwarded,

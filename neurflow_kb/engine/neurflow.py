@@ -238,8 +238,8 @@ class NeurFlow:
         cfg = self.config
         n_nodes = int(rows.numel()) // k
         ig = per_neuron_integrated_gradients if cfg.strategy == "per_neuron" else integrated_gradients
-        common = dict(batch_size=cfg.ig_batch_size, device=cfg.device, share_forward=cfg.share_forward,
-                      channels_last=cfg.channels_last)
+        common: dict[str, Any] = dict(batch_size=cfg.ig_batch_size, device=cfg.device,
+                                      share_forward=cfg.share_forward, channels_last=cfg.channels_last)
 
         def node_rows(nodes: np.ndarray) -> torch.Tensor:
             return torch.as_tensor((np.asarray(nodes)[:, None] * k + np.arange(k)).ravel(), dtype=torch.long)

@@ -97,7 +97,7 @@ class LabelResult:
     mean method); `embeddings` maps each labelled key to its unit image embedding."""
 
     labels: pd.DataFrame
-    embeddings: dict[Hashable, np.ndarray]
+    embeddings: dict[Any, np.ndarray]
     encoder: str
     vocabulary: str
     method: str = METHOD
@@ -168,10 +168,10 @@ def contrast_scores(crop_similarity: Sequence[np.ndarray], scale: float,
     return p_g, contrast
 
 
-def label_images(images: Mapping[Hashable, Sequence[Any]], clip: ClipEncoder,
+def label_images(images: Mapping[Any, Sequence[Any]], clip: ClipEncoder,
                  vocabulary: str | Vocabulary | list[str] = "broad", top_n: int = 5,
                  templates: Sequence[str] = DEFAULT_TEMPLATES, *, method: str | LabelMethod = DEFAULT_METHOD,
-                 layers: Mapping[Hashable, str] | None = None,
+                 layers: Mapping[Any, str] | None = None,
                  label_keys: Collection[Hashable] | None = None) -> LabelResult:
     """Label the groups of one run given as {key: exemplar images (PNG bytes, base64 or PIL)}.
 

@@ -77,7 +77,8 @@ def _resnet_chain(blocks: Sequence[int]) -> tuple[str, ...]:
 def _vit_head_init(model: nn.Module) -> None:
     # torchvision zero-initialises the ViT classification head, which makes random-init logits all zero
     # (every attribution would vanish); draw it like the other layers instead.
-    head = model.heads.head
+    heads: Any = model.heads
+    head = heads.head
     nn.init.trunc_normal_(head.weight, std=head.in_features ** -0.5)
     nn.init.zeros_(head.bias)
 

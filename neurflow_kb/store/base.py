@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -90,11 +90,7 @@ class GraphStore(Protocol):
     def run_query(self, cypher: str, params: dict[str, Any] | None = None, *,
                   write: bool = False) -> pd.DataFrame: ...
     def run_status(self, key: str) -> str | None: ...
-    def run_keys(self, status: str = "complete") -> list[str]:
-        """Keys of the runs with `status` ('complete' or 'writing'), sorted."""
-        _, rows = self._read("MATCH (r:Run) WHERE r.status = $s RETURN r.key ORDER BY r.key", {"s": status})
-        return [r[0] for r in rows]
-
+    def run_keys(self, status: str = "complete") -> list[str]: ...
     def has_run(self, key: str) -> bool: ...
     def delete_run(self, key: str) -> None: ...
     def counts(self) -> dict[str, int]: ...
@@ -351,7 +347,7 @@ class BaseStore:
         return False
 
     def _write_parts(self, model_parts: list[tuple[Any, GraphRows]],
-                     run_parts: list[tuple[str, Circuit | GraphRows]], replace: bool,
+                     run_parts: Sequence[tuple[str, Circuit | GraphRows]], replace: bool,
                      progress: Callable[[WriteResult], None] | None,
                      force: set[str] | None = None) -> list[WriteResult]:
         t0 = time.perf_counter()
@@ -604,6 +600,7 @@ class BaseStore:
         groups = rows.nodes.get("NeuronGroup")
         owner_of = dict(zip(groups["key"], groups["run"], strict=True)) if groups is not None else {}
         tally: dict[str, list[int]] = {}
+        key: Any                                  # run keys (text) read from the rows' columns
         for key in rows.nodes["Run"]["key"]:
             tally.setdefault(key, [0, 0])[0] += 1
         for key, n in (groups["run"].value_counts().items() if groups is not None else []):

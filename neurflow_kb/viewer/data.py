@@ -90,7 +90,7 @@ def from_circuit(circuit: Circuit, max_thumbnails: int = MAX_THUMBNAILS,
         members.setdefault((int(row.depth), int(row.group)), []).append(
             {"neuron": int(row.neuron), "subconcept": int(row.subconcept),
              "activation": float(row.activation), "size": int(row.size)})
-    groups = []
+    groups: list[dict[str, Any]] = []
     ordered = circuit.groups.sort_values(["depth", "abs_share", "group"], ascending=[False, False, True])
     for g in ordered.itertuples(index=False):
         key = (int(g.depth), int(g.group))
@@ -101,8 +101,10 @@ def from_circuit(circuit: Circuit, max_thumbnails: int = MAX_THUMBNAILS,
             "abs_share": _num(g.abs_share), "influence": _num(g.influence),
             "abs_influence": _num(g.abs_influence), "members": members.get(key, []),
             "labels": labels.get(key, []), "thumbnails": thumbs.get(key, [])})
-    depth_of = {str(r.name): int(r.depth) for r in circuit.layers.itertuples(index=False)}
+    layer_rows: Any = circuit.layers.itertuples(index=False)       # rows of typed tables (artifact schema)
+    depth_of = {str(r.name): int(r.depth) for r in layer_rows}
     edges = []
+    e: Any
     for e in circuit.group_edges.itertuples(index=False):
         lower_depth = depth_of.get(str(e.lower_layer), int(e.depth) - 1)
         edges.append({"source": group_id(lower_depth, int(e.lower_group)),

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("assets").joinpath(name).read_text(encoding="utf-8")
 
 
 def _json_for_script(data: Any) -> str:

@@ -43,6 +43,7 @@ def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | No
         labels_df = run_named(st, "view_labels", run=key)
         edges_df = run_named(st, "view_edges", run=key)
         layers_df = run_named(st, "view_layers", model=str(head["model"]))
+    r: Any                                   # one row of a query's result (named columns)
     members: dict[str, list[dict[str, Any]]] = {}
     for r in members_df.itertuples(index=False):
         members.setdefault(r.group_key, []).append({"neuron": int(r.neuron), "subconcept": int(r.subconcept),
@@ -62,12 +63,14 @@ def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | No
             "influence": _num(r.influence), "abs_influence": _num(r.abs_influence),
             "members": members.get(r.group_key, []), "labels": labels.get(r.group_key, []),
             "thumbnails": list(r.thumbnails or [])})
+    edge_rows: Any = edges_df.itertuples(index=False)
     edges = [{"source": r.source, "target": CLASS_ID if r.target_kind == "Class" else r.target,
               "weight": _num(r.weight), "abs_weight": _num(r.abs_weight), "share": _num(r.share),
               "abs_share": _num(r.abs_share)}
-             for r in edges_df.itertuples(index=False)]
+             for r in edge_rows]
     layer_names = list(head["layers"] or [])
-    channels = {str(r.name): int(r.channels) for r in layers_df.itertuples(index=False)}
+    layer_rows: Any = layers_df.itertuples(index=False)
+    channels = {str(r.name): int(r.channels) for r in layer_rows}
     layers = [{"depth": d, "name": name, "channels": channels.get(name, 0)}
               for d, name in enumerate(layer_names)]
     config = json.loads(head["config"]) if isinstance(head["config"], str) and head["config"] else {}

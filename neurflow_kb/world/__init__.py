@@ -6,7 +6,7 @@
     plain = world_plain_adapter()                   # ... and over the shipped WorldPlainNet (no skips)
     model, preprocess, tokenizer = load_world_clip()  # open_clip CLIP trained on the world
 
-Nothing here downloads or trains anything; training lives in `neurflow_kb.world.train`.
+Nothing here downloads or trains anything; training lives in `neurflow_kb_dev.world_train`.
 """
 
 from __future__ import annotations

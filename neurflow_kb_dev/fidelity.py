@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from ..errors import UserError
+from neurflow_kb.errors import UserError
 
 
 def _channel_dim(adapter: Any, x: torch.Tensor) -> int:
@@ -264,7 +264,7 @@ def optimality(adapter: Any, lower: str, upper: str, neuron: int, lower_maps: to
 def ig_importance(adapter: Any, lower: str, upper: str, neuron: int, exemplar_maps: torch.Tensor,
                   steps: int = 16, batch_size: int = 256) -> np.ndarray:
     """I(m) = mean over exemplars of |IG_m| for every lower channel m (the engine's batched IG)."""
-    from ..engine.ig import integrated_gradients
+    from neurflow_kb.engine.ig import integrated_gradients
 
     rows = torch.arange(exemplar_maps.shape[0])
     targets = torch.full((exemplar_maps.shape[0],), int(neuron), dtype=torch.long)
@@ -392,7 +392,7 @@ def exemplar_concepts(circuit: Any, batch: Any) -> dict[int, set[str]]:
 
     `batch` is the `WorldBatch` the circuit was fitted on (as a tensor: image sources 'tensor:i').
     """
-    from .generator import region_concepts
+    from neurflow_kb.world.generator import region_concepts
 
     sources = circuit.tables["images"]["source"].astype(str).tolist()
     origin = []
