@@ -22,6 +22,9 @@ from .shares import SHARE_COLUMNS, compute_shares, has_shares
 
 #: Version 2: weights identified by content, preprocessing in the manifest and the key, a folder marker.
 FORMAT_VERSION = 2
+#: Thumbnails of a group that count: the stores keep this many (representative crops, by activation), the
+#: viewer shows them and labelling uses them, so labels of an artifact and of a store agree.
+THUMBNAILS_PER_GROUP = 8
 
 # Config fields that change how a circuit is computed but not what it is; left out of `Circuit.key`.
 EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32", "share_forward", "channels_last")
@@ -87,6 +90,12 @@ claim_files(["manifest.json", *(f"{name}.parquet" for name in TABLES)])
 
 # Manifest fields that decide what a circuit is (its run key); see `circuit_key`.
 KEY_FIELDS = ("model", "weights", "target_class", "layers", "preprocess", "data_fingerprint", "config")
+
+
+def model_id(name: str, weights: str | None) -> str:
+    """A model's key in artifact folders and the knowledge base: `name@weights` ('unknown' weights when a
+    manifest has none)."""
+    return f"{name}@{weights or 'unknown'}"
 
 
 def circuit_key(manifest: Mapping[str, Any]) -> str:

@@ -24,10 +24,6 @@ from scipy.stats import pearsonr, spearmanr
 from neurflow_kb.errors import UserError
 
 
-def _channel_dim(adapter: Any, x: torch.Tensor) -> int:
-    return x.dim() - 1 if getattr(adapter, "tokens", False) and x.dim() == 3 else 1
-
-
 def _broadcast_keep(keep: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
     """keep [M, C] -> shape that multiplies x[None] ([1, N, ...]) along the channel dim."""
     shape = [keep.shape[0]] + [1] * x.dim()
@@ -85,7 +81,7 @@ def logits_with_keep(adapter: Any, images: torch.Tensor, layer: str, keep: torch
     top = adapter.layers[-1]
     act = torch.cat([adapter.activations(images[i:i + batch_size], [layer])[layer]
                      for i in range(0, len(images), batch_size)])
-    dim = _channel_dim(adapter, act)
+    dim = adapter.channel_dim(act)
     n = act.shape[0]
     per = max(1, batch_size // max(1, n))
     out = []
@@ -111,7 +107,7 @@ def channel_masks(adapter: Any, keep: dict[str, torch.Tensor]) -> Iterator[None]
 
     def make(k: torch.Tensor) -> Callable[..., torch.Tensor]:
         def hook(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-            dim = _channel_dim(adapter, output)
+            dim = adapter.channel_dim(output)
             shape = [1] * output.dim()
             shape[dim] = k.numel()
             return output * k.view(shape).to(output.dtype).to(output.device)
@@ -209,7 +205,7 @@ def layer_fidelity(adapter: Any, images: torch.Tensor, target: int, core: dict[s
 def upper_under_masks(adapter: Any, lower: str, upper: str, neuron: int, lower_maps: torch.Tensor,
                       keep: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """Pooled activation [M, D] of `neuron` of `upper` over D crops when `lower` is multiplied by keep[m]."""
-    dim = _channel_dim(adapter, lower_maps)
+    dim = adapter.channel_dim(lower_maps)
     d = lower_maps.shape[0]
     out = np.empty((keep.shape[0], d), dtype=np.float64)
     chunk = max(1, batch_size)

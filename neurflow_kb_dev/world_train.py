@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import math
 import sys
@@ -30,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurflow_kb.engine.neurflow import package_versions
 from neurflow_kb.world.classifier import CLASSIFIER_FILE, WorldNet, load_world_classifier
 from neurflow_kb.world.clip import (
     CLIP_DIR,
@@ -64,13 +64,7 @@ def _say(message: str) -> None:
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("torch", "numpy", "pillow", "open_clip_torch"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
+    return package_versions(("torch", "numpy", "pillow", "open_clip_torch"), missing="absent")
 
 
 @contextlib.contextmanager

@@ -15,8 +15,9 @@ import click
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..pipeline.classes import resolve_class
 from ..shares import percent
-from .engine_cmds import demo_images, print_circuit, resolve_class
+from .engine_cmds import demo_images, print_circuit
 from .group import main
 
 if TYPE_CHECKING:

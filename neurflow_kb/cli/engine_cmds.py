@@ -9,55 +9,18 @@ import click
 
 from ..pipeline.classes import resolve_class
 from .group import main
+from .options import config_values, engine_options, parse_layers
 
 if TYPE_CHECKING:
     from ..artifact import Circuit
-
-_CHOICES_FILTER = click.Choice(["predicted", "true", "all"])
-_CHOICES_STRATEGY = click.Choice(["batched", "per_neuron", "fast"])
+    from ..config import NeurFlowConfig
 
 
-def engine_options(f):
-    """Options shared by every command that computes circuits (mirrors `NeurFlowConfig`)."""
-    options = [
-        click.option("--weights", default="default", show_default=True,
-                     help="'default' (pretrained), 'random', or a state_dict file."),
-        click.option("--layers", default=None, help="Comma-separated layer chain, bottom to top, ending "
-                     "with the class-logit layer (default: the model's chain)."),
-        click.option("--tau", default=16, show_default=True, type=int, help="Core neurons per node."),
-        click.option("--top-k", default=50, show_default=True, type=int, help="Exemplar crops per node."),
-        click.option("--ig-steps", default=50, show_default=True, type=int,
-                     help="Gauss-Legendre steps of Integrated Gradients."),
-        click.option("--strategy", type=_CHOICES_STRATEGY, default="batched", show_default=True),
-        click.option("--filter", "class_filter", type=_CHOICES_FILTER, default="predicted",
-                     show_default=True, help="Which images count: predicted as the class, true label, all."),
-        click.option("--max-nodes", type=int, default=None, help="Cap on nodes per layer."),
-        click.option("--max-images", type=int, default=None,
-                     help="Images per class after class filtering (a seeded choice when more qualify)."),
-        click.option("--device", default="cpu", show_default=True),
-        click.option("--seed", default=0, show_default=True, type=int),
-        click.option("--batch-size", default=64, show_default=True, type=int),
-        click.option("--ig-batch-size", default=256, show_default=True, type=int),
-        click.option("--quiet", is_flag=True, help="No progress bars."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def build_config(**kw):
+def build_config(**kw: Any) -> NeurFlowConfig:
     """`NeurFlowConfig` from the shared engine options."""
     from ..config import NeurFlowConfig
 
-    return NeurFlowConfig(
-        tau=kw["tau"], top_k=kw["top_k"], ig_steps=kw["ig_steps"], strategy=kw["strategy"],
-        class_filter=kw["class_filter"], max_nodes_per_layer=kw["max_nodes"], device=kw["device"],
-        seed=kw["seed"], batch_size=kw["batch_size"], ig_batch_size=kw["ig_batch_size"],
-    )
-
-
-def parse_layers(layers: str | None) -> list[str] | None:
-    return [s.strip() for s in layers.split(",") if s.strip()] if layers else None
+    return NeurFlowConfig(**config_values(kw))
 
 
 def compute_circuit(model: str, images: str, cls: str, **kw: Any) -> Circuit:

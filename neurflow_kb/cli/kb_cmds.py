@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sys
 import time
@@ -22,8 +21,9 @@ import click
 import pandas as pd
 
 from ..errors import UserError
-from .engine_cmds import engine_options
+from ..values import json_value, number
 from .group import main
+from .options import ENGINE_FIELDS, engine_options, parse_layers
 
 if TYPE_CHECKING:
     from ..store import BaseStore, WriteResult
@@ -78,22 +78,8 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _json_value(v: Any) -> Any:
-    """A value JSON can hold: NaN and infinities become null (JSON has no such numbers), NumPy scalars
-    plain Python, at any depth of lists and maps."""
-    if hasattr(v, "item") and not isinstance(v, list | str | dict):
-        v = v.item() if getattr(v, "ndim", 0) == 0 else v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, list | tuple):
-        return [_json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _json_value(x) for k, x in v.items()}
-    return v
-
-
 def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): _json_value(v) for k, v in row.items()} for row in df.to_dict("records")]
+    return [{str(k): json_value(v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
 #: Columns holding a share of a class (fractions; tables print them as percentages).
@@ -110,7 +96,7 @@ def as_percent(df: pd.DataFrame, signed: tuple[str, ...] = SIGNED_SHARES,
     out = df.copy()
     for c in out.columns:
         if c in signed or c in unsigned:
-            out[c] = [percent(None if v is None or v != v else float(v), signed=c in signed) for v in out[c]]
+            out[c] = [percent(number(v), signed=c in signed) for v in out[c]]
     return out
 
 
@@ -629,12 +615,6 @@ def _same_neo4j(uri: str, database: str | None, dst: Any) -> bool:
 
 # -- ingest ----------------------------------------------------------------------------------------
 
-#: `ingest` options that set a `NeurFlowConfig` field (option name -> field).
-_CONFIG_OPTIONS = {"tau": "tau", "top_k": "top_k", "ig_steps": "ig_steps", "strategy": "strategy",
-                   "class_filter": "class_filter", "max_nodes": "max_nodes_per_layer", "seed": "seed",
-                   "device": "device", "batch_size": "batch_size", "ig_batch_size": "ig_batch_size"}
-
-
 @main.command()
 @click.argument("recipe")
 @click.option("--classes", required=True,
@@ -692,8 +672,6 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
     --ray spreads the classes over Ray workers, --shard I/N over independent jobs (see docs/scaling.md)."""
     from ..pipeline import LabelSpec, load_recipe, plan_ingest
     from ..pipeline import ingest as run_ingest
-    from .engine_cmds import parse_layers
-
     given = {name for name in ctx.params
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     if shard is not None and ray_address is not None:
@@ -709,8 +687,8 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
         rec.weights = kw["weights"]
     if "layers" in given:
         rec.layers = parse_layers(kw["layers"])
-    overrides = {field: kw[option] for option, field in _CONFIG_OPTIONS.items()
-                 if option in given or field not in rec.neurflow}
+    # an option given on the command line wins over the recipe's [neurflow] table, which wins over defaults
+    overrides = {field: kw[field] for field in ENGINE_FIELDS if field in given or field not in rec.neurflow}
     config = rec.config(**overrides)
     max_images = kw["max_images"] if "max_images" in given else None
     quiet = kw["quiet"]

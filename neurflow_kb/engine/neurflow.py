@@ -15,7 +15,7 @@ import importlib.metadata
 import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -83,13 +83,18 @@ def _memory_format(module: torch.nn.Module, channels_last: bool) -> Iterator[Non
             module.to(memory_format=torch.contiguous_format)
 
 
-def _versions() -> dict[str, str]:
+#: The packages whose versions a circuit's manifest records.
+ENGINE_PACKAGES = ("neurflow-kb", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas")
+
+
+def package_versions(packages: Sequence[str] = ENGINE_PACKAGES, missing: str = "unknown") -> dict[str, str]:
+    """Installed version of each package (`missing` for one that is not installed), for provenance."""
     out = {}
-    for pkg in ("neurflow-kb", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas"):
+    for pkg in packages:
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
+            out[pkg] = missing
     return out
 
 
@@ -417,9 +422,8 @@ class NeurFlow:
                 x = adapter.activations(batch.to(cfg.device), [lower])[lower]
                 for i in range(len(core)):
                     masked = x.clone()
-                    channel_dim = masked.dim() - 1 if getattr(adapter, "tokens", False) else 1
                     index = torch.as_tensor(core[: i + 1].copy(), device=masked.device)
-                    masked.index_fill_(channel_dim, index, 0.0)
+                    masked.index_fill_(adapter.channel_dim(masked), index, 0.0)
                     out = adapter.pool(upper, adapter.run_from(lower, masked, upper))[:, neuron]
                     scores[i, idx] = out.float().cpu().numpy()
         reference = set(int(e) for e in exemplars)
@@ -509,7 +513,7 @@ class NeurFlow:
             "num_classes": adapter.num_classes,
             "class_name": names[target] if names else str(target),
             "channels": {name: int(pooled[name].shape[1]) for name in chain}, "n_images": len(imageset),
-            "n_crops": len(plan), "top_k_used": k, "seed": cfg.seed, "versions": _versions(),
+            "n_crops": len(plan), "top_k_used": k, "seed": cfg.seed, "versions": package_versions(),
             "ig_steps": {r.upper: r.ig_steps for r in ordered},
             "completeness_error": {r.upper: round(r.completeness_error, 6) for r in ordered},
             "exact_nodes": {r.upper: sum(r.exact.values()) for r in ordered},

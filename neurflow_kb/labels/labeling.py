@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..artifact import Circuit
+from ..artifact import THUMBNAILS_PER_GROUP, Circuit
 from ..errors import UserError
 from .clip import DEFAULT_TEMPLATES, ClipEncoder
 from .vocab import Vocabulary, load_vocabulary
 
 METHOD_MEAN = "clip-mean-softmax"
-#: Thumbnails per group used for labelling; the stores keep the same top 8 (by activation) per group, so
-#: labelling an artifact and labelling what a store holds give the same labels.
-DEFAULT_MAX_IMAGES = 8
+#: Thumbnails per group used for labelling: the ones the stores keep, so labelling an artifact and
+#: labelling what a store holds give the same labels.
+DEFAULT_MAX_IMAGES = THUMBNAILS_PER_GROUP
 KINDS = ("contrast", "mean")
 REFERENCES = ("run", "layer")
 

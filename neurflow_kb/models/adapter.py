@@ -391,6 +391,11 @@ class ModelAdapter:
             return shape[1]
         return shape[0]
 
+    def channel_dim(self, out: Tensor) -> int:
+        """The neuron axis of a layer output: the last of ViT tokens [B,T,D], else 1 ([B,C,...], [B,C]);
+        the axis to mask or scale when neurons are switched off."""
+        return out.dim() - 1 if self.tokens and out.dim() == 3 else 1
+
     def pool(self, layer: str, out: Tensor) -> Tensor:
         """One value per neuron [B, C]: spatial mean, identity for [B,C], mean over patch tokens (no CLS)."""
         if out.dim() == 2:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..artifact import Circuit, circuit_key
+from ..artifact import Circuit, circuit_key, model_id
 from ..config import NeurFlowConfig
 from ..data import (
     DatasetPredictions,
@@ -142,7 +142,7 @@ class IngestPlan:
 
     @property
     def model_key(self) -> str:
-        return f"{self.adapter.name}@{self.adapter.weights}"
+        return model_id(self.adapter.name, self.adapter.weights)
 
 
 @dataclass
@@ -273,7 +273,7 @@ def plan_ingest(model: Recipe | str | Path | Any, classes: str | Sequence[int | 
                             "class's images in memory: pass --max-images N (e.g. 50, the paper's setting)")
         fingerprint = selection_fingerprint(preds, positions, adapter.preprocess)
         key = circuit_key(engine.identity(adapter, cls, fingerprint))
-        where = artifact_dir(root, f"{adapter.name}@{adapter.weights}", cls)
+        where = artifact_dir(root, model_id(adapter.name, adapter.weights), cls)
         reuse = not replace and _saved_key(where) == key
         jobs.append(ClassJob(cls, name, positions, fingerprint, key, where, reuse))
     return IngestPlan(recipe, adapter, config, preds, jobs, missing, root, targets, replace, from_recipe,

@@ -12,7 +12,6 @@ model's shared structure is written once under a lock. See docs/architecture.md 
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pyarrow as pa
 
 from ..artifact import Circuit
 from ..errors import UserError
+from ..values import plain
 from .checks import check_params, check_rows
 from .graph import (
     DERIVED_RELS,
@@ -118,15 +118,13 @@ def columns(df: pd.DataFrame) -> list[list[Any]]:
         if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iub":
             vals = s.tolist()
         elif isinstance(s.dtype, np.dtype) and s.dtype.kind == "f":
-            vals = s.tolist()
-            if s.isna().any():
-                vals = [None if v != v else v for v in vals]
+            vals = s.astype(object).where(s.notna(), None).tolist() if s.isna().any() else s.tolist()
         elif isinstance(s.dtype, pd.ArrowDtype | pd.StringDtype):
             vals = pa.array(s.array).to_pylist()                    # missing values come back as None
         elif pd.api.types.infer_dtype(s.to_numpy(), skipna=False) == "string":   # only str: as they are
             vals = s.tolist()
         else:
-            vals = [_plain_value(v) for v in s.tolist()]
+            vals = [plain(v) for v in s.tolist()]
         data.append(vals)
     return data
 
@@ -140,18 +138,6 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
 def tuples(df: pd.DataFrame) -> list[list[Any]]:
     """DataFrame -> list of rows as plain-value lists (a smaller Bolt payload than `records`)."""
     return [list(row) for row in zip(*columns(df), strict=True)]
-
-
-def _plain_value(v: Any) -> Any:
-    if v is None or v is pd.NA:
-        return None
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 def _part_digest(part: Circuit | GraphRows) -> str | None:

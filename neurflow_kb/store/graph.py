@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..artifact import OPTIONAL_TABLES, TABLES, Circuit
+from ..artifact import OPTIONAL_TABLES, TABLES, THUMBNAILS_PER_GROUP, Circuit, model_id
 from ..errors import UserError
 from .schema import schema
 
@@ -34,7 +34,7 @@ MODEL_RELS = ("HAS_LAYER", "HAS_NEURON", "HAS_CLASS", "UNIT")
 #: runs, never exported with one run.
 DERIVED_RELS = ("RESEMBLES",)
 #: Most thumbnails kept on a group (base64 PNG of representative exemplar crops).
-MAX_THUMBNAILS = 8
+MAX_THUMBNAILS = THUMBNAILS_PER_GROUP
 
 RelKey = tuple[str, str, str]  # (type, source label, target label)
 
@@ -71,7 +71,7 @@ class GraphRows:
 def model_key(circuit: Circuit) -> str:
     """`name@weights` of the circuit's model."""
     m = circuit.manifest
-    return f"{m['model']}@{m.get('weights') or 'unknown'}"
+    return model_id(m["model"], m.get("weights"))
 
 
 def _digest_parts(s: pd.Series) -> Callable[[int, int], bytes]:

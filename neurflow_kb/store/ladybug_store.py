@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import StoreError, UserError
+from ..values import is_missing
 from .base import BaseStore, check_params, to_frame
 from .graph import RelKey
 from .readonly import ladybug_plan_refusal, ladybug_refusal, refusal, statement_texts, strip_explain, tokens
@@ -59,7 +60,7 @@ def _arrow_table(columns: list[tuple[str, str]], df: pd.DataFrame) -> pa.Table:
         s = df[name]
         t = _ARROW[typ]
         if pa.types.is_list(t):
-            vals = [None if v is None or (isinstance(v, float) and v != v) else list(v) for v in s.tolist()]
+            vals = [None if is_missing(v) else list(v) for v in s.tolist()]
             arrays.append(pa.array(vals, type=t))
         else:
             arrays.append(pa.Array.from_pandas(s, type=t))

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..queries import ClassLike, StoreLike, class_run_keys, opened_store, run_named
+from ..values import number
 from .data import CLASS_ID, CircuitView
 
 LABELS_PER_GROUP = 5
@@ -58,15 +59,15 @@ def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | No
     for r in groups_df.itertuples(index=False):
         groups.append({
             "id": r.group_key, "depth": int(r.depth), "layer": str(r.layer), "index": int(r.group_index),
-            "size": int(r.size), "neurons": int(r.neurons), "silhouette": _num(r.silhouette),
-            "share": _num(r.share), "abs_share": _num(r.abs_share),
-            "influence": _num(r.influence), "abs_influence": _num(r.abs_influence),
+            "size": int(r.size), "neurons": int(r.neurons), "silhouette": number(r.silhouette),
+            "share": number(r.share), "abs_share": number(r.abs_share),
+            "influence": number(r.influence), "abs_influence": number(r.abs_influence),
             "members": members.get(r.group_key, []), "labels": labels.get(r.group_key, []),
             "thumbnails": list(r.thumbnails or [])})
     edge_rows: Any = edges_df.itertuples(index=False)
     edges = [{"source": r.source, "target": CLASS_ID if r.target_kind == "Class" else r.target,
-              "weight": _num(r.weight), "abs_weight": _num(r.abs_weight), "share": _num(r.share),
-              "abs_share": _num(r.abs_share)}
+              "weight": number(r.weight), "abs_weight": number(r.abs_weight), "share": number(r.share),
+              "abs_share": number(r.abs_share)}
              for r in edge_rows]
     layer_names = list(head["layers"] or [])
     layer_rows: Any = layers_df.itertuples(index=False)
@@ -87,16 +88,6 @@ def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | No
     return CircuitView(title=f"{head['model_name']} - class {int(head['class'])} '{name}'", meta=meta,
                        layers=layers, groups=groups, edges=edges,
                        class_node={"id": CLASS_ID, "depth": top, "index": int(head["class"]), "name": name})
-
-
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if f != f else f
 
 
 def compare_store_view(store: StoreLike, cls: ClassLike | None = None, model: str | None = None,
