@@ -45,6 +45,12 @@ def _print_drivers(table: pd.DataFrame, circuits: dict, per_layer: int = 3) -> N
                    f"{percent(r.share):>7}  {r.size:>5}  labels: {r.labels}")
 
 
+#: The model the demo explains (the planted-concept world's shipped classifier) and the one `--imagenet`
+#: explains (real ImageNet weights that install offline); docs/decisions.md names them (tests/unit/test_docs).
+DEMO_MODEL = "world"
+IMAGENET_DEMO_MODEL = "efficientnet_lite0"
+
+
 @main.command()
 @click.option("--out", default="demo-output", show_default=True, help="Folder for images and artifacts.")
 @click.option("--store", "store_path", default=None,
@@ -78,7 +84,7 @@ def _world_demo(out: Path, store_path: str, cls: str, per_class: int, quiet: boo
     from ..world import CONCEPTS, generate, world_clip_dir
     from ..world.clip import CONCEPT_TEMPLATES
 
-    adapter = get_adapter("world")
+    adapter = get_adapter(DEMO_MODEL)
     names = list(adapter.class_names or [])              # the world's classifier has its class names
     target = resolve_class(cls, names, adapter.num_classes)
     clip = load_clip(checkpoint=world_clip_dir())
@@ -125,7 +131,7 @@ def _imagenet_demo(out: Path, store_path: str, cls: str, quiet: bool) -> None:
     from ..store import open_store
 
     folder = demo_images(out / "images")
-    adapter = get_adapter("efficientnet_lite0", layers=["_blocks.10", "_blocks.14", "_blocks.15", "_fc"])
+    adapter = get_adapter(IMAGENET_DEMO_MODEL, layers=["_blocks.10", "_blocks.14", "_blocks.15", "_fc"])
     target = resolve_class(cls, adapter.class_names, adapter.num_classes)
     images = load_images(str(folder), adapter.preprocess)
     engine = NeurFlow(tau=4, top_k=16, max_nodes_per_layer=6, strategy="fast")

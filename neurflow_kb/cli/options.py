@@ -3,7 +3,6 @@ options come from `NeurFlowConfig`'s fields (type, choices and default exist onc
 
 from __future__ import annotations
 
-import dataclasses
 import types
 import typing
 from collections.abc import Callable
@@ -13,6 +12,8 @@ import click
 
 from ..config import NeurFlowConfig
 
+_DEFAULTS = NeurFlowConfig()
+
 #: `NeurFlowConfig` fields the commands that compute circuits expose: field -> (option name, help).
 #: The option's parameter is the field's own name, so its value goes to the config as it is.
 ENGINE_FIELDS: dict[str, tuple[str, str]] = {
@@ -20,7 +21,8 @@ ENGINE_FIELDS: dict[str, tuple[str, str]] = {
     "top_k": ("--top-k", "Exemplar crops per node."),
     "ig_steps": ("--ig-steps", "Gauss-Legendre steps of Integrated Gradients."),
     "strategy": ("--strategy", "How IG is evaluated: batched (exact), per_neuron (one call per node, the "
-                 "reference), fast (fewest steps whose completeness error stays within 1%)."),
+                 "reference), fast (fewest steps whose completeness error stays within "
+                 f"{_DEFAULTS.fast_tolerance:.0%})."),
     "class_filter": ("--filter", "Which images count: predicted as the class, true label, all."),
     "max_nodes_per_layer": ("--max-nodes", "Cap on nodes per layer."),
     "dtype": ("--dtype", "Precision of the IG forwards (bfloat16/float16: autocast, faster on GPUs)."),
@@ -49,7 +51,7 @@ def _click_type(hint: Any) -> tuple[Any, bool]:
 def config_option(field: str) -> Callable[[Any], Any]:
     """The click option of one `NeurFlowConfig` field (name and help from `ENGINE_FIELDS`)."""
     name, help_text = ENGINE_FIELDS[field]
-    default = {f.name: f.default for f in dataclasses.fields(NeurFlowConfig)}[field]
+    default = getattr(_DEFAULTS, field)
     kind, flag = _click_type(typing.get_type_hints(NeurFlowConfig)[field])
     if flag:
         return click.option(name, field, is_flag=True, default=default, help=help_text)
