@@ -56,6 +56,10 @@ def _resolve(words: list[str]) -> tuple[list[str], click.Command, list[str]]:
             break
         if w.startswith("-"):
             options.append(w)
+            param = next((p for p in cmd.params if w.split("=")[0] in p.opts), None)
+            takes_value = isinstance(param, click.Option) and not param.is_flag and not param.count
+            if takes_value and "=" not in w and rest:
+                rest.pop(0)                                        # the option's value
             continue
         if isinstance(cmd, click.Group) and w in cmd.commands:
             path.append(w)
