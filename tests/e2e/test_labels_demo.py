@@ -14,6 +14,9 @@ from neurflow_kb import Circuit
 from neurflow_kb.labels import DEFAULT_TEMPLATES, METHOD, label_circuit, load_clip
 from neurflow_kb.world import CONCEPTS, WORLD_CLASSES, world_clip_dir
 
+#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.slow
 def test_demo_prints_and_views_contrastive_labels_that_tell_bee_groups_apart(tmp_path: Path) -> None:

@@ -6,11 +6,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import ARTIFACTS, CLI, Planted
 
 from neurflow_kb import Circuit
 from neurflow_kb.labels import label_circuit, load_clip
 from neurflow_kb.viewer import from_circuit
+
+#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+pytestmark = pytest.mark.slow
 
 
 def open_page(browser, path: Path):

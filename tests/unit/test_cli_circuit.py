@@ -35,6 +35,7 @@ def cat_folder(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow          # the real-subprocess smoke test of `circuit`
 def test_circuit_command_on_efficientnet_lite0(cat_folder, tmp_path) -> None:
     out = tmp_path / "lite0-285"
     proc = run("circuit", "--model", "efficientnet-lite0", "--images", str(cat_folder), "--class", "285",

@@ -114,6 +114,7 @@ def test_an_address_where_no_ray_answers_is_one_line(tmp_path: Path, monkeypatch
         RayOptions("somewhere").check_reachable()
 
 
+@pytest.mark.slow          # a fresh interpreter
 def test_importing_the_cluster_room_does_not_import_ray() -> None:
     code = "import sys, neurflow_kb.cluster, neurflow_kb.pipeline; print('ray' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
