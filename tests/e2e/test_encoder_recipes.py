@@ -52,11 +52,13 @@ def test_search_and_label_load_the_recorded_encoder_and_check_its_weights(kb, pl
     assert clip.recipe == EncoderRecipe("local-dir:tiny-clip", "checkpoint", checkpoint=str(ckpt.resolve()),
                                         digest=module_digest(clip.model))
     with open_kb() as st:
-        st.write_circuits([label_circuit(planted.circuit(c), clip, CONCEPTS, top_n=3) for c in planted.artifacts])
+        st.write_circuits([label_circuit(planted.circuit(c), clip, CONCEPTS, top_n=3)
+                           for c in planted.artifacts])
         recorded = st.encoders()
         assert recorded.to_dict("records") == [{"key": "local-dir:tiny-clip", "kind": "checkpoint",
                                                 "model": None, "pretrained": None,
-                                                "checkpoint": str(ckpt.resolve()), "digest": clip.recipe.digest}]
+                                                "checkpoint": str(ckpt.resolve()),
+                                                "digest": clip.recipe.digest}]
         assert stored_encoder(st) == clip.recipe
 
     given = cli("query", "search", "blue", "--clip-checkpoint", str(ckpt), "--limit", "5", "--json", *args)

@@ -118,11 +118,12 @@ def _own_server(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
 
     env = dict(os.environ, NEO4J_RUN_DIR=str(tmp_path / "run"), NEO4J_WATCH_PID=str(os.getpid()))
     env.pop("NEO4J_HTTP_PORT", None)
-    started = subprocess.run([str(SERVER_SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=600)
+    started = subprocess.run([str(SERVER_SCRIPT), "start"], env=env, capture_output=True, text=True,
+                             timeout=600)
     assert started.returncode == 0, started.stderr[-3000:]
     values = dict(line.removeprefix("export ").split("=", 1)
                   for line in (tmp_path / "run" / "env").read_text().splitlines() if "=" in line)
-    assert f"HTTP for Neo4j Browser at {values['NEO4J_HTTP_URL']}" in started.stderr     # the address is printed
+    assert f"HTTP for Neo4j Browser at {values['NEO4J_HTTP_URL']}" in started.stderr    # address printed
     return values, env
 
 
