@@ -11,7 +11,7 @@ CREATE NODE TABLE IF NOT EXISTS Concept(key STRING PRIMARY KEY, text STRING, voc
 CREATE NODE TABLE IF NOT EXISTS Image(key STRING PRIMARY KEY, uri STRING, label INT64, predicted INT64);
 // Encoder: how to load a label encoder again (key = the encoder id LABELED.encoder and
 // NeuronGroup.embedding_encoder carry); digest = sha256 of its weights' tensors.
-CREATE NODE TABLE IF NOT EXISTS Encoder(key STRING PRIMARY KEY, kind STRING, model STRING, pretrained STRING, checkpoint STRING, digest STRING);
+CREATE NODE TABLE IF NOT EXISTS Encoder(key STRING PRIMARY KEY, kind STRING, model STRING, pretrained STRING, path STRING, digest STRING);
 CREATE REL TABLE IF NOT EXISTS HAS_LAYER(FROM Model TO Layer);
 CREATE REL TABLE IF NOT EXISTS HAS_NEURON(FROM Layer TO Neuron);
 CREATE REL TABLE IF NOT EXISTS HAS_CLASS(FROM Model TO Class);

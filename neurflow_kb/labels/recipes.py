@@ -53,7 +53,7 @@ class EncoderRecipe:
     kind: str                       # one of KINDS
     model: str | None = None        # open_clip architecture (pretrained, checkpoint file) or local name
     pretrained: str | None = None   # open_clip tag (kind 'pretrained')
-    checkpoint: str | None = None   # absolute path of the file or open_clip folder (kind 'checkpoint')
+    path: str | None = None         # absolute path of the checkpoint file or folder (kind 'checkpoint')
     digest: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,7 +62,7 @@ class EncoderRecipe:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "the knowledge base") -> EncoderRecipe:
         """A recipe from stored fields (an `Encoder` node or a manifest), checked: one-line `UserError`."""
-        fields = {k: d.get(k) for k in ("encoder", "kind", "model", "pretrained", "checkpoint", "digest")}
+        fields = {k: d.get(k) for k in ("encoder", "kind", "model", "pretrained", "path", "digest")}
         if fields["encoder"] is None and d.get("key") is not None:
             fields["encoder"] = d.get("key")
         for k, v in fields.items():
@@ -71,7 +71,7 @@ class EncoderRecipe:
         if not fields["encoder"] or fields["kind"] not in KINDS or not fields["digest"]:
             raise UserError(f"the encoder recipe of {fields['encoder']!r} in {where} is incomplete (kind "
                             f"{fields['kind']!r}); relabel the groups with `neurflow-kb label --replace`")
-        need = {"pretrained": ("model", "pretrained"), "checkpoint": ("checkpoint",), "local": ("model",)}
+        need = {"pretrained": ("model", "pretrained"), "checkpoint": ("path",), "local": ("model",)}
         for k in need[str(fields["kind"])]:
             if not fields[k]:
                 raise UserError(f"the encoder recipe of {fields['encoder']!r} in {where} lacks {k!r}; "
@@ -84,7 +84,7 @@ class EncoderRecipe:
             return f"open_clip {self.model} with pretrained tag {self.pretrained}"
         if self.kind == "local":
             return f"the registered local encoder {self.model}"
-        return f"the checkpoint {self.checkpoint}" + (f" ({self.model})" if self.model else "")
+        return f"the checkpoint {self.path}" + (f" ({self.model})" if self.model else "")
 
 
 def make_recipe(encoder: str, digest: str, model: str, pretrained: str | None,
@@ -94,10 +94,10 @@ def make_recipe(encoder: str, digest: str, model: str, pretrained: str | None,
         p = Path(checkpoint).expanduser().resolve()
         if p.is_dir() and (name := registered_name(p)):
             return EncoderRecipe(encoder, "local", model=name, digest=digest)
-        return EncoderRecipe(encoder, "checkpoint", model=None if p.is_dir() else model, checkpoint=str(p),
+        return EncoderRecipe(encoder, "checkpoint", model=None if p.is_dir() else model, path=str(p),
                              digest=digest)
     if pretrained and Path(pretrained).is_file():
-        return EncoderRecipe(encoder, "checkpoint", model=model, checkpoint=str(Path(pretrained).resolve()),
+        return EncoderRecipe(encoder, "checkpoint", model=model, path=str(Path(pretrained).resolve()),
                              digest=digest)
     return EncoderRecipe(encoder, "pretrained", model=model, pretrained=pretrained, digest=digest)
 
@@ -111,10 +111,10 @@ def load_recorded(recipe: EncoderRecipe, device: str = "cpu") -> Any:
     if recipe.kind == "local":
         clip = load_clip(checkpoint=local_encoder_dir(str(recipe.model)), device=device)
     elif recipe.kind == "checkpoint":
-        if not Path(str(recipe.checkpoint)).exists():
-            raise UserError(f"the groups were embedded with CLIP {recipe.encoder} from {recipe.checkpoint}, "
+        if not Path(str(recipe.path)).exists():
+            raise UserError(f"the groups were embedded with CLIP {recipe.encoder} from {recipe.path}, "
                             f"which does not exist any more; {fix} ({recipe.digest})")
-        clip = load_clip(recipe.model or "ViT-B-32", None, recipe.checkpoint, device=device)
+        clip = load_clip(recipe.model or "ViT-B-32", None, recipe.path, device=device)
     else:
         clip = load_clip(str(recipe.model), recipe.pretrained, None, device=device)
     check_same(recipe, clip.recipe)

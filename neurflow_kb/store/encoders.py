@@ -2,7 +2,7 @@
 
 A recipe is plain data (`neurflow_kb.labels.recipes.EncoderRecipe.to_dict()`): the encoder id that
 LABELED.encoder and NeuronGroup.embedding_encoder carry (the node's key), its kind, open_clip model,
-pretrained tag or checkpoint path, and the digest of its weights. Recording a recipe whose id is known
+pretrained tag or checkpoint `path`, and the digest of its weights. Recording a recipe whose id is known
 with another digest is refused: two encoders would share one id and one embedding space.
 """
 
@@ -16,7 +16,7 @@ import pandas as pd
 from ..errors import UserError
 
 #: Encoder node properties in schema order (the key is the encoder id).
-ENCODER_COLUMNS = ["key", "kind", "model", "pretrained", "checkpoint", "digest"]
+ENCODER_COLUMNS = ["key", "kind", "model", "pretrained", "path", "digest"]
 
 
 def _row(recipe: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def record_encoders(store: Any, recipes: Iterable[Mapping[str, Any]]) -> int:
     new = [row for key, row in wanted.items() if key not in have]
     for row in new:
         store._write("MERGE (e:Encoder {key: $key}) SET e.kind = $kind, e.model = $model, "  # noqa: SLF001
-                      "e.pretrained = $pretrained, e.checkpoint = $checkpoint, e.digest = $digest", row)
+                      "e.pretrained = $pretrained, e.path = $path, e.digest = $digest", row)
     return len(new)
 
 

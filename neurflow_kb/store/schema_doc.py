@@ -115,7 +115,7 @@ PROPS: dict[str, str] = {
     "Encoder.kind": "`pretrained` (open_clip tag), `checkpoint` (a file or folder) or `local` (registered)",
     "Encoder.model": "open_clip architecture, or the registered local encoder's name",
     "Encoder.pretrained": "open_clip pretrained tag (kind `pretrained`)",
-    "Encoder.checkpoint": "absolute path of the weights (kind `checkpoint`)",
+    "Encoder.path": "absolute path of the checkpoint file or folder (kind `checkpoint`)",
     "Encoder.digest": "`sha256:...` of the weights' tensors: another encoder under the same id is refused",
     "MEMBER_OF.subconcept": "sub-concept of the neuron that the group holds",
     "MEMBER_OF.activation": "mean activation of that sub-concept's exemplars",

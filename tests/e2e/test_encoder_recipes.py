@@ -49,7 +49,7 @@ def test_search_and_label_load_the_recorded_encoder_and_check_its_weights(kb, pl
     open_kb, args = kb
     ckpt = shutil.copytree(planted.clip_dir, tmp_path / "mine" / "tiny-clip")    # deleted at the end
     clip = load_clip(checkpoint=ckpt)
-    assert clip.recipe == EncoderRecipe("local-dir:tiny-clip", "checkpoint", checkpoint=str(ckpt.resolve()),
+    assert clip.recipe == EncoderRecipe("local-dir:tiny-clip", "checkpoint", path=str(ckpt.resolve()),
                                         digest=module_digest(clip.model))
     with open_kb() as st:
         st.write_circuits([label_circuit(planted.circuit(c), clip, CONCEPTS, top_n=3)
@@ -57,7 +57,7 @@ def test_search_and_label_load_the_recorded_encoder_and_check_its_weights(kb, pl
         recorded = st.encoders()
         assert recorded.to_dict("records") == [{"key": "local-dir:tiny-clip", "kind": "checkpoint",
                                                 "model": None, "pretrained": None,
-                                                "checkpoint": str(ckpt.resolve()),
+                                                "path": str(ckpt.resolve()),
                                                 "digest": clip.recipe.digest}]
         assert stored_encoder(st) == clip.recipe
 
@@ -102,13 +102,13 @@ def test_registered_local_encoder_is_recorded_by_name_and_found_by_name() -> Non
     by_name = load_clip("neurflow-world-clip")
     assert by_folder.recipe == by_name.recipe
     assert by_name.recipe.kind == "local" and by_name.recipe.model == "neurflow-world-clip"
-    assert by_name.recipe.checkpoint is None                   # no path of this installation is recorded
+    assert by_name.recipe.path is None                         # no path of this installation is recorded
     assert by_name.encoder == "local-dir:world_clip"
 
 
 @pytest.mark.parametrize("fields, needle", [
     ({"encoder": "x", "kind": "weird", "digest": "sha256:1"}, "incomplete"),
-    ({"encoder": "x", "kind": "checkpoint", "digest": "sha256:1"}, "lacks 'checkpoint'"),
+    ({"encoder": "x", "kind": "checkpoint", "digest": "sha256:1"}, "lacks 'path'"),
     ({"encoder": "x", "kind": "pretrained", "model": 3, "digest": "sha256:1"}, "non-text 'model'"),
 ])
 def test_a_damaged_recipe_is_one_line(fields: dict, needle: str) -> None:

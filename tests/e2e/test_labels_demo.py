@@ -71,8 +71,8 @@ def test_query_search_after_the_demo_needs_no_clip_options(demo) -> None:
                            timeout=300)
     assert named.returncode == 0 and json.loads(named.stdout) == rows
     recorded = subprocess.run([CLI, "cypher", "MATCH (e:Encoder) RETURN e.key AS key, e.kind AS kind, "
-                               "e.model AS model, e.checkpoint AS checkpoint", "--store", kb, "--json"],
+                               "e.model AS model, e.path AS path", "--store", kb, "--json"],
                               capture_output=True, text=True, timeout=300)
     assert json.loads(recorded.stdout) == [{"key": "local-dir:world_clip", "kind": "local",
-                                            "model": "neurflow-world-clip", "checkpoint": None}]
+                                            "model": "neurflow-world-clip", "path": None}]
 

@@ -19,7 +19,7 @@ from neurflow_kb.store.synthetic import SYNTHETIC_CONCEPTS, synthetic_labels
 TEST_PARAMS = {"model": "toy", "class": "toy1", "class_a": "toy1", "class_b": "toy2", "layer": "b2",
                "group_index": 0, "concept": "Stripes"}
 RECIPE = {"encoder": "test-clip", "kind": "pretrained", "model": "ViT-B-32", "pretrained": "test",
-          "checkpoint": None, "digest": "sha256:0123456789abcdef"}
+          "path": None, "digest": "sha256:0123456789abcdef"}
 
 
 def _fill(store, circuits) -> None:
