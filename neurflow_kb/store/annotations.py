@@ -3,6 +3,7 @@ activations of a debugged image."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -11,11 +12,27 @@ import pandas as pd
 from ..errors import UserError
 from .checks import check_rows
 from .core import StoreCore
+from .encoders import record_encoders, recorded_encoders
 from .graph import GraphRows, conform
 
 
 class LabelWriter(StoreCore):
-    """`write_labels` and `write_activations`."""
+    """`record_encoders`, `write_labels` and `write_activations`."""
+
+    # label encoders (`store.encoders`) ------------------------------------------------------------
+    def record_encoders(self, recipes: Iterable[dict[str, Any]]) -> int:
+        """Record how to load label encoders again (`Encoder` nodes; a known id with other weights is
+        refused); returns how many were new."""
+        recipes = list(recipes)
+        if not recipes:
+            return 0
+        self._check_writable()
+        self.init_schema()
+        return record_encoders(self, recipes)
+
+    def encoders(self) -> pd.DataFrame:
+        """The recorded encoder recipes (key = encoder id, kind, model, pretrained, checkpoint, digest)."""
+        return recorded_encoders(self)
 
     # labels and image activations (written to complete runs after the fact) ---------------------
     def write_labels(self, labels: pd.DataFrame, embeddings: pd.DataFrame | None = None) -> int:

@@ -15,6 +15,7 @@ from ..artifact import Circuit
 from ..errors import UserError
 from .annotations import LabelWriter
 from .checks import check_rows
+from .encoders import circuit_recipes
 from .graph import (
     MODEL_RELS,
     SHARED_LABELS,
@@ -83,9 +84,11 @@ class RunWriter(LabelWriter):
             batch.append(c)
             size += len(c.tables["edges"]) + 2 * len(c.tables["nodes"]) + len(c.tables["group_edges"])
             if size >= self.batch_relationships:
+                self.record_encoders(circuit_recipes(batch))
                 results += self._write_circuit_batch(batch, replace, progress)
                 batch, size = [], 0
         if batch:
+            self.record_encoders(circuit_recipes(batch))
             results += self._write_circuit_batch(batch, replace, progress)
         self.link_runs(r.key for r in results if r.status in ("written", "replaced", "recovered"))
         return results

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from .convert import records
 from .graph import DERIVED_RELS, MODEL_RELS, GraphRows, RelKey, conform
 from .lifecycle import RunWriter
 from .protocol import KBPart, WriteResult
@@ -85,6 +86,9 @@ class Transfer(RunWriter):
         _, models = self._read("MATCH (m:Model) RETURN m.key ORDER BY m.key")
         for (mk,) in models:
             yield KBPart("model", mk, self.export_model(mk))
+        encoders = self.encoders()
+        if len(encoders):
+            yield KBPart("encoders", "", GraphRows(nodes={"Encoder": encoders}))
         for rk in self.run_keys():
             rows = self.export_run(rk)
             yield KBPart("run", rk, rows, self._run_signature(rk))
@@ -110,6 +114,9 @@ class Transfer(RunWriter):
             if part.kind == "model":
                 flush()
                 self._ensure_shared(conform(part.rows))
+                continue
+            if part.kind == "encoders":
+                self.record_encoders(records(part.rows.nodes["Encoder"]))
                 continue
             sig = part.signature
             if sig is not None and self.run_status(part.key) == "complete" and \
