@@ -10,7 +10,7 @@ One JSON line per configuration:
   empty job called in this process (ratio).
 - ``load-rate`` (one per store): the single loader (`Loader`: read the artifact back, check its key,
   `write_circuits`) writing K ResNet-50-shaped circuit artifacts (about 3,000 relationships each,
-  `neurflow_kb.store.synthetic`, as in benchmarks/store.py) in batches of B (1: one class at a time, as
+  `neurflow_kb_dev.synthetic`, as in benchmarks/store.py) in batches of B (1: one class at a time, as
   when classes finish slower than they are written; larger: a backlog), first alone (baseline),
   then while two Ray workers compute real world-model class circuits on the same two cores (the worst
   case: on a cluster the workers are on other machines). Classes/s and relationships/s of loading time,
@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # neurflow_kb_dev (not installed)
 
 HERE = Path(__file__).resolve().parent
 

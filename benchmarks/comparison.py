@@ -41,6 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fidelity import Settings as FidelitySettings  # noqa: E402  (the circuits of benchmarks/fidelity.py)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # neurflow_kb_dev (not installed)
+
 BEGIN = "<!-- comparison:begin (benchmarks/comparison.py writes this section) -->"
 END = "<!-- comparison:end -->"
 MODELS = ("world", "world_plain")
@@ -341,7 +343,8 @@ def _models_note() -> str:
     return ("The second world model, `world_plain` (`neurflow_kb.world.WorldPlainNet`), is a plain "
             "convolutional net without skip connections: four blocks `block1`..`block4` of two 3x3 "
             "convolutions (batch norm, ReLU; the widths and resolutions of `WorldNet`) and `fc`, "
-            f"{PLAIN_FILE.stat().st_size / 1e6:.1f} MB, trained by `python -m neurflow_kb.world.train plain` "
+            f"{PLAIN_FILE.stat().st_size / 1e6:.1f} MB, trained by "
+            "`python -m neurflow_kb_dev.world_train plain` "
             f"(seed {rec['config']['seed']}, one thread, {rec['metrics']['cpu_seconds']:.0f} s of CPU, "
             f"{rec['train_seconds']:.0f} s on this shared machine) to {rec['metrics']['test_accuracy']:.3f} "
             "test accuracy; load it with `get_adapter(\"world-plain\")` or "
@@ -391,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from neurflow_kb.labels import load_clip
     from neurflow_kb.world import world_clip_dir
-    from neurflow_kb.world.train import classifier_accuracy
+    from neurflow_kb_dev.world_train import classifier_accuracy
 
     torch.set_num_threads(args.threads)
     s = Settings(threads=args.threads)

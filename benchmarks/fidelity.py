@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # neurflow_kb_dev (not installed)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,7 +110,7 @@ def digits_model(data: dict[str, Any], seed: int, epochs: int = 15) -> tuple[Any
 
     from neurflow_kb.models import ModelAdapter
     from neurflow_kb.world.classifier import BasicBlock
-    from neurflow_kb.world.train import _one_cycle, deterministic
+    from neurflow_kb_dev.world_train import _one_cycle, deterministic
 
     class DigitsNet(nn.Module):
         def __init__(self) -> None:
@@ -199,7 +201,7 @@ def node_evaluations(adapter: Any, circuit: Any, concept_images: Any, s: Setting
     """7.3 and 7.4 for every transition of one class circuit, on the crops of `concept_images`."""
     import torch
 
-    from neurflow_kb.world.fidelity import (
+    from neurflow_kb_dev.fidelity import (
         ig_importance,
         optimality,
         upper_under_masks,
@@ -248,7 +250,7 @@ def ground_truth(circuit: Any, fitted_images: Any, batch: Any, clip: Any | None,
     from neurflow_kb.labels import label_circuit
     from neurflow_kb.world import BACKGROUNDS, CONCEPT_KIND, CONCEPTS, WORLD_CLASSES, region_concepts
     from neurflow_kb.world.clip import CONCEPT_TEMPLATES
-    from neurflow_kb.world.fidelity import (
+    from neurflow_kb_dev.fidelity import (
         concept_recovery,
         coverage_ceiling,
         group_exemplars,
@@ -297,7 +299,7 @@ def run_model(name: str, adapter: Any, class_names: list[str], data: dict[str, A
               clip: Any | None, log: Any) -> dict[str, Any]:
     """Every evaluation for one model; returns the summary and the tables for the report."""
     from neurflow_kb import NeurFlow
-    from neurflow_kb.world.fidelity import core_sets, layer_fidelity
+    from neurflow_kb_dev.fidelity import core_sets, layer_fidelity
 
     classes = list(s.classes) if s.classes is not None else list(range(len(class_names)))
     rng = np.random.default_rng(s.seed)
@@ -662,7 +664,7 @@ def world_section() -> list[str]:
         "jitter and pixel noise. Each image comes with a caption, its concept record and pixel masks of the "
         "object and the part, so the concepts visible in any crop are known (`region_concepts`).", "",
         _md_table(rows), "",
-        "Shipped models (trained by `python -m neurflow_kb.world.train classifier|clip`, seeded, one "
+        "Shipped models (trained by `python -m neurflow_kb_dev.world_train classifier|clip`, seeded, one "
         f"thread): the classifier `WorldNet` (`layer1`..`layer4`, `fc`; {mb_cls:.1f} MB) reached "
         f"{cls_rec['metrics']['test_accuracy']:.3f} test accuracy in {cls_rec['train_seconds']:.0f} s "
         "(this shared CPU); "
@@ -793,7 +795,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "world":
             from neurflow_kb.labels import load_clip
             from neurflow_kb.world import world_clip_dir
-            from neurflow_kb.world.train import classifier_accuracy
+            from neurflow_kb_dev.world_train import classifier_accuracy
 
             adapter, class_names = world_model()
             clip = load_clip(checkpoint=world_clip_dir())

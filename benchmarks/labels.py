@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # neurflow_kb_dev (not installed)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "labels.md"
@@ -103,7 +105,7 @@ def evaluate(s: CircuitSet, fitted: list[tuple[int, Any, Any]], clip: Any) -> tu
     from neurflow_kb.labels import DEFAULT_TEMPLATES, label_circuit
     from neurflow_kb.world import BACKGROUNDS, CONCEPTS, WORLD_CLASSES
     from neurflow_kb.world.clip import CONCEPT_TEMPLATES
-    from neurflow_kb.world.fidelity import (
+    from neurflow_kb_dev.fidelity import (
         coverage_ceiling,
         exemplar_concepts,
         group_exemplars,
@@ -162,7 +164,7 @@ def clip_visibility(fitted_sets: list[list[tuple[int, Any, Any]]], clip: Any) ->
     from neurflow_kb.labels.labeling import softmax_scores
     from neurflow_kb.world import CONCEPT_KIND, CONCEPTS
     from neurflow_kb.world.clip import CONCEPT_TEMPLATES
-    from neurflow_kb.world.fidelity import exemplar_concepts
+    from neurflow_kb_dev.fidelity import exemplar_concepts
 
     text = clip.encode_concepts(list(CONCEPTS), CONCEPT_TEMPLATES).astype(np.float64)
     scores: dict[str, list[float]] = {}

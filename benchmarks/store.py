@@ -1,7 +1,7 @@
 """Store benchmark: ingest rate and query latency of both knowledge-base stores.
 
 Builds a synthetic knowledge base shaped like 1,000 ResNet-50 class circuits (about 3,000 relationships
-each, about 3 million in all; `neurflow_kb.store.synthetic`), writes it to each store with the same
+each, about 3 million in all; `neurflow_kb_dev.synthetic`), writes it to each store with the same
 `write_circuits` call users get, then times the `drivers`, `circuit` and `shared` helpers on random
 classes. Prints one JSON line per store.
 
@@ -30,7 +30,10 @@ import numpy as np
 from neurflow_kb import queries
 from neurflow_kb.artifact import Circuit
 from neurflow_kb.store import LadybugStore, Neo4jStore
-from neurflow_kb.store.synthetic import RESNET50_CHAIN, synthetic_circuit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # neurflow_kb_dev (not installed)
+
+from neurflow_kb_dev.synthetic import RESNET50_CHAIN, synthetic_circuit  # noqa: E402
 
 
 def build_circuits(n_classes: int, distinct: int, seed: int) -> list[Circuit]:

@@ -17,10 +17,14 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .folders import claim_files, replace_folder
 from .shares import SHARE_COLUMNS, compute_shares, has_shares
 
 #: Version 2: weights identified by content, preprocessing in the manifest and the key, a folder marker.
 FORMAT_VERSION = 2
+#: Thumbnails of a group that count: the stores keep this many (representative crops, by activation), the
+#: viewer shows them and labelling uses them, so labels of an artifact and of a store agree.
+THUMBNAILS_PER_GROUP = 8
 
 # Config fields that change how a circuit is computed but not what it is; left out of `Circuit.key`.
 EXECUTION_FIELDS = ("device", "batch_size", "ig_batch_size", "allow_tf32", "share_forward", "channels_last")
@@ -81,10 +85,17 @@ TABLES: dict[str, dict[str, str]] = {
     "group_embeddings": {"depth": "int64", "layer": "object", "group": "int64", "embedding": "object",
                          "encoder": "object"},
 }
+claim_files(["manifest.json", *(f"{name}.parquet" for name in TABLES)])
 
 
 # Manifest fields that decide what a circuit is (its run key); see `circuit_key`.
 KEY_FIELDS = ("model", "weights", "target_class", "layers", "preprocess", "data_fingerprint", "config")
+
+
+def model_id(name: str, weights: str | None) -> str:
+    """A model's key in artifact folders and the knowledge base: `name@weights` ('unknown' weights when a
+    manifest has none)."""
+    return f"{name}@{weights or 'unknown'}"
 
 
 def circuit_key(manifest: Mapping[str, Any]) -> str:
@@ -205,8 +216,6 @@ class Circuit:
         `neurflow_kb.folders`. An existing `directory` is replaced only when neurflow-kb wrote it (and it
         holds nothing else); a user's folder, a file or a symbolic link is refused with a `UserError`.
         """
-        from .folders import replace_folder
-
         self.validate()
         manifest = dict(self.manifest, format_version=FORMAT_VERSION, key=self.key)
 

@@ -9,6 +9,7 @@ footer first; class and channel counts are capped), so a hostile artifact cannot
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import re
@@ -115,7 +116,7 @@ class _Fields:
             self.fail(key, f"is {_show(v)}, outside {lo}..{hi}")
         return v
 
-    def text(self, key: str, required: bool = True, limit: int = MAX_TEXT, key_safe: bool = False
+    def text(self, key: str, required: bool = True, limit: builtins.int = MAX_TEXT, key_safe: bool = False
              ) -> str | None:
         v = self.get(key, required)
         if v is None and not required:
@@ -248,7 +249,7 @@ def _validate_preprocess(f: _Fields) -> None:
     pre = f.mapping("preprocess")
     assert pre is not None
     for key in ("resize", "crop"):
-        v = pre.get(key)
+        v: Any = pre.get(key)
         if not _is_int(v) or not 1 <= v <= 16_384:
             f.fail("preprocess", f"entry {key!r} is {_show(v)}, not an image size in 1..16384")
     if pre["crop"] > pre["resize"]:

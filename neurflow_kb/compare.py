@@ -12,7 +12,7 @@ same wherever they come from.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -92,7 +92,8 @@ def group_links(members_a: pd.DataFrame, members_b: pd.DataFrame) -> pd.DataFram
     def per_group(m: pd.DataFrame) -> pd.DataFrame:
         m = m[MEMBER_COLUMNS].sort_values(MEMBER_COLUMNS, kind="stable")
         m = m.assign(mass=m["abs_share"].astype(float) / m["size"].astype(float))
-        return m.groupby(["group_key", "layer", "depth", "neuron"], as_index=False, sort=True)["mass"].sum()
+        sums = m.groupby(["group_key", "layer", "depth", "neuron"], as_index=False, sort=True)["mass"].sum()
+        return cast(pd.DataFrame, sums)            # one row per neuron of a group (as_index=False)
 
     a, b = per_group(members_a), per_group(members_b)
     both = a.merge(b, on=["layer", "depth", "neuron"], suffixes=("_a", "_b"))

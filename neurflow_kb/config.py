@@ -79,6 +79,7 @@ class NeurFlowConfig:
             shown = str(value)[:30]
             if not isinstance(value, numbers.Integral) or isinstance(value, bool):
                 raise UserError(f"{name} must be an integer (got {shown})")
+            value = int(value)
             if not lo <= value <= hi:
                 raise UserError(f"{name} must be {f'>= {lo}' if value < lo else f'<= {hi}'} (got {shown})")
             setattr(self, name, int(value))

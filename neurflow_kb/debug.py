@@ -153,7 +153,7 @@ def strongest_path(view: CircuitView, scores: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _load_image(image: Any, adapter: Any) -> tuple[Any, bytes, str]:
+def load_image(image: Any, adapter: Any) -> tuple[Any, bytes, str]:
     """(normalised [3,S,S] tensor, raw bytes, source text) from a path, PIL image or tensor."""
     import torch
     from PIL import Image
@@ -188,7 +188,7 @@ def debug_image(adapter: Any, image: Any, view: CircuitView,
     from .data import iter_batches, plan_crops, thumbnail_png
 
     cfg = config or DebugConfig()
-    x, raw, source = _load_image(image, adapter)
+    x, raw, source = load_image(image, adapter)
     layers = sorted({g["layer"] for g in view.groups})
     missing = [name for name in layers if name not in adapter.layers and name not in dict(
         adapter.model.named_modules())]
@@ -217,7 +217,7 @@ def debug_image(adapter: Any, image: Any, view: CircuitView,
     refs = group_references(view)
     group_of = {g["id"]: g for g in view.groups}
     crop_scores: dict[str, np.ndarray] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ref in refs:
         a = acts[ref.layer]
         if ref.neurons.max(initial=-1) >= a.shape[1]:
@@ -276,5 +276,5 @@ def save_result(store: Any, result: DebugResult, label: int = -1) -> int:
     return len(rels)
 
 
-__all__ = ["DebugConfig", "DebugResult", "GroupReference", "debug_image", "group_references", "log_barrier",
-           "strongest_path", "image_key", "activation_rows", "save_result"]
+__all__ = ["load_image", "DebugConfig", "DebugResult", "GroupReference", "debug_image", "group_references",
+           "log_barrier", "strongest_path", "image_key", "activation_rows", "save_result"]

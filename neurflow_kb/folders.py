@@ -35,6 +35,9 @@ WRITER = "neurflow-kb"
 #: Leftovers whose writer cannot be checked (another host) are removed after this many seconds.
 STALE_AFTER = 24 * 3600
 
+#: File names an unfinished save may hold besides its partial marker (writers claim theirs: `claim_files`).
+_CLAIMED: set[str] = set()
+
 _SIBLING = re.compile(r"^\..*\.neurflow-kb-(new|old)-(\d+)-[0-9a-f]{8,}$")
 
 
@@ -206,17 +209,22 @@ def remove_ours(folder: Path) -> bool:
         return False
 
 
-def _partial_names() -> set[str]:
-    """Every file name an unfinished save may have written (the tables of an artifact and its manifest)."""
-    from .artifact import TABLES
+def claim_files(names: Iterable[str]) -> None:
+    """Declare file names a writer of this package puts into the folders it saves, so leftovers of its
+    killed saves (which have no marker yet) are recognised as ours and cleaned (the artifact claims its
+    manifest and table files when imported)."""
+    _CLAIMED.update(names)
 
-    return {"manifest.json", *(f"{name}.parquet" for name in TABLES)}
+
+def _partial_names() -> set[str]:
+    """Every file name an unfinished save may have written (what the writers claimed)."""
+    return set(_CLAIMED)
 
 
 def clean_leftovers(parent: Path) -> list[Path]:
     """Remove the siblings that killed saves left in `parent` (their writer is gone or they are older
     than a day); folders with anything foreign in them are left alone. Returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
     except OSError:
@@ -284,4 +292,5 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-__all__ = ["MARKER", "check_destination", "clean_leftovers", "read_marker", "remove_ours", "replace_folder"]
+__all__ = ["MARKER", "check_destination", "claim_files", "clean_leftovers", "read_marker", "remove_ours",
+           "replace_folder"]

@@ -10,6 +10,7 @@ an index (309), a name ('bee') or a Class key; a model is a name ('resnet50') or
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,12 +23,15 @@ from .errors import UserError
 from .store import BaseStore, is_neo4j_uri, open_store
 from .store.schema import query_text
 
+log = logging.getLogger(__name__)
+
 StoreLike = BaseStore | str | Path
 ClassLike = int | str
 
 
 @contextlib.contextmanager
-def _opened(store: StoreLike) -> Iterator[BaseStore]:
+def opened_store(store: StoreLike) -> Iterator[BaseStore]:
+    """The store itself, or one opened read-only from a path or Neo4j URI (closed afterwards)."""
     if isinstance(store, BaseStore):
         yield store
         return
@@ -44,6 +48,7 @@ def _opened(store: StoreLike) -> Iterator[BaseStore]:
 
 def run_named(store: BaseStore, query: str, **params: Any) -> pd.DataFrame:
     """Run the query file `cypher/queries/NAME.cypher` (its Ladybug twin on Ladybug) with `params`."""
+    log.debug("named query %s", query)
     return store.run_query(query_text(query, store.dialect), params)
 
 
@@ -95,7 +100,8 @@ def _class_keys(store: BaseStore, cls: ClassLike, models: list[str]) -> list[str
     return df["class_key"].tolist()
 
 
-def _resolve(store: BaseStore, cls: ClassLike, model: str | None) -> list[str]:
+def class_run_keys(store: BaseStore, cls: ClassLike, model: str | None) -> list[str]:
+    """Run keys of class `cls` (index or name) in `store`, of one model or of all."""
     return _class_keys(store, cls, _model_keys(store, model))
 
 
@@ -103,8 +109,8 @@ def drivers(store: StoreLike, cls: ClassLike, model: str | None = None, layer: s
             limit: int = 20) -> pd.DataFrame:
     """Groups driving class `cls`, ranked by their share of it (`abs_share`; the shares of a layer sum to
     1), with the signed `share` and the paper's summed `influence` beside it (optionally one `layer`)."""
-    with _opened(store) as st:
-        keys = _resolve(st, cls, model)
+    with opened_store(store) as st:
+        keys = class_run_keys(st, cls, model)
         return run_named(st, "drivers", classes=keys, layer=layer or "", limit=int(limit))
 
 
@@ -112,8 +118,8 @@ def circuit(store: StoreLike, cls: ClassLike, model: str | None = None,
             min_weight: float = 0.0, min_share: float = 0.0) -> pd.DataFrame:
     """The group circuit of class `cls`: DRIVES edges of its run(s) with |weight| >= `min_weight` and
     abs_share (the part of the class's share the edge passes down) >= `min_share`, strongest first."""
-    with _opened(store) as st:
-        keys = _resolve(st, cls, model)
+    with opened_store(store) as st:
+        keys = class_run_keys(st, cls, model)
         return run_named(st, "circuit", classes=keys, min_weight=float(min_weight),
                          min_share=float(min_share))
 
@@ -135,7 +141,7 @@ class GroupInfo:
 
 def group(store: StoreLike, key: str) -> GroupInfo:
     """A neuron group by key (`run/layer/g`): members, labels, exemplar counts, up/downstream groups."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         summary = run_named(st, "group", key=key)
         if summary.empty:
             raise UserError(f"unknown group {key!r}; group keys look like RUN/LAYER/INDEX (see "
@@ -147,7 +153,7 @@ def group(store: StoreLike, key: str) -> GroupInfo:
 
 def concept(store: StoreLike, text: str, model: str | None = None) -> pd.DataFrame:
     """Groups labelled with concept `text` (empty until labels have been written)."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         return run_named(st, "concept", text=text, models=_model_keys(st, model))
 
 
@@ -160,7 +166,7 @@ def shared(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike, model: str | No
         raise UserError(f"by must be 'neuron', 'pair' or 'layer' (got {by!r})")
     if by == "layer":
         return similarity(store, cls_a, cls_b, model=model)
-    with _opened(store) as st:
+    with opened_store(store) as st:
         models = _model_keys(st, model)
         df = run_named(st, "shared", classes_a=_class_keys(st, cls_a, models),
                        classes_b=_class_keys(st, cls_b, models))
@@ -197,12 +203,14 @@ def similarity(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike,
     similarity itself (the mean over the layers below the class). One block per pair of their runs."""
     from .compare import layer_overlaps, neuron_masses, similarity_score
 
-    with _opened(store) as st:
+    with opened_store(store) as st:
         models = _model_keys(st, model)
         ra, rb = _runs_of(st, cls_a, models), _runs_of(st, cls_b, models)
         members = run_named(st, "similar_members", runs=sorted(set(ra["run"]) | set(rb["run"])))
     masses = neuron_masses(members)
     frames = []
+    a: Any
+    b: Any
     for a in ra.itertuples(index=False):
         for b in rb.itertuples(index=False):
             if a.model != b.model or a.run == b.run:
@@ -228,7 +236,7 @@ def similar(store: StoreLike, cls: ClassLike, model: str | None = None, top: int
 
     if int(top) < 1:
         raise UserError(f"top must be >= 1 (got {top})")
-    with _opened(store) as st:
+    with opened_store(store) as st:
         models = _model_keys(st, model)
         own = _runs_of(st, cls, models)
         members = run_named(st, "similar_members", runs=own["run"].tolist())
@@ -269,7 +277,7 @@ def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: st
         raise UserError(f"compare needs two models, e.g. --models world,world-plain (got {list(models)!r})")
     if int(ranks) < 1:
         raise UserError(f"ranks must be >= 1 (got {ranks})")
-    with _opened(store) as st:
+    with opened_store(store) as st:
         picked = []
         for name in names:
             runs = _runs_of(st, cls, _model_keys(st, name))
@@ -323,7 +331,7 @@ def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: st
 def path(store: StoreLike, group_key: str, max_steps: int = 64) -> pd.DataFrame:
     """Strongest path from a group up to its class: at each step follow the DRIVES edge maximising
     weight x influence of its target (a class counts 1); ties go to the smaller key."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         start = run_named(st, "group", key=group_key)
         if start.empty:
             raise UserError(f"unknown group {group_key!r}; group keys look like RUN/LAYER/INDEX")
@@ -361,7 +369,7 @@ SEARCH_COLUMNS = ["group_key", "model", "class", "class_name", "layer", "group_i
 
 def embedding_encoders(store: StoreLike, model: str | None = None) -> pd.DataFrame:
     """The encoders (and vector sizes) the groups of complete runs are embedded with, with group counts."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         return run_named(st, "embedding_encoders", models=_model_keys(st, model))
 
 
@@ -369,12 +377,10 @@ def _check_recorded(store: Any, recipe: Any) -> None:
     """Refuse a CLIP whose id the store records with other weights (a different encoder, same name)."""
     if recipe is None:
         return
-    from .labels.recipes import EncoderRecipe, check_same
-
     recorded = store.encoders()
     row = recorded[recorded["key"] == recipe.encoder]
     if len(row):
-        check_same(EncoderRecipe.from_dict(row.iloc[0].to_dict(), where=store.describe()), recipe)
+        recipe.check_recorded(row.iloc[0].to_dict(), store.describe())      # labels.recipes.EncoderRecipe
 
 
 def search(store: StoreLike, text: str | Sequence[float], clip: TextEncoder | None = None, *,
@@ -395,7 +401,7 @@ def search(store: StoreLike, text: str | Sequence[float], clip: TextEncoder | No
             raise UserError("a search vector needs the name of its encoder (encoder=...)")
     if int(limit) < 1:
         raise UserError(f"limit must be >= 1 (got {limit})")
-    with _opened(store) as st:
+    with opened_store(store) as st:
         models = _model_keys(st, model)
         encs = run_named(st, "embedding_encoders", models=models)
         if encs.empty:
@@ -431,7 +437,7 @@ def search(store: StoreLike, text: str | Sequence[float], clip: TextEncoder | No
 
 def images(store: StoreLike, group_key: str) -> pd.DataFrame:
     """Images that route through a group: those whose debugging (`debug --save`) found it firing."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         if run_named(st, "group", key=group_key).empty:
             raise UserError(f"unknown group {group_key!r}; group keys look like RUN/LAYER/INDEX")
         return run_named(st, "group_images", key=group_key)
@@ -439,24 +445,24 @@ def images(store: StoreLike, group_key: str) -> pd.DataFrame:
 
 def models(store: StoreLike) -> pd.DataFrame:
     """Models in the knowledge base with their layer count and number of complete runs."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         return run_named(st, "models")
 
 
 def classes(store: StoreLike, model: str | None = None) -> pd.DataFrame:
     """Classes with at least one complete run (optionally of one model)."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         return run_named(st, "classes", models=_model_keys(st, model))
 
 
 def runs(store: StoreLike, model: str | None = None, cls: ClassLike | None = None) -> pd.DataFrame:
     """Complete runs, optionally of one model and / or one class."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         mk = _model_keys(st, model)
         keys = _class_keys(st, cls, mk) if cls is not None else []
         return run_named(st, "runs", models=mk, classes=keys)
 
 
-__all__ = ["drivers", "circuit", "group", "GroupInfo", "concept", "shared", "similarity", "similar",
-           "compare", "path", "models", "classes", "runs", "run_named", "search", "embedding_encoders",
-           "TextEncoder", "images"]
+__all__ = ["class_run_keys", "opened_store", "drivers", "circuit", "group", "GroupInfo", "concept",
+           "shared", "similarity", "similar", "compare", "path", "models", "classes", "runs", "run_named",
+           "search", "embedding_encoders", "TextEncoder", "images"]

@@ -17,6 +17,8 @@ shares when it builds groups, and artifacts written before shares existed get th
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -59,7 +61,7 @@ def compute_shares(groups: pd.DataFrame, group_edges: pd.DataFrame) -> tuple[pd.
     depths = sorted(set(int(d) for d in g["depth"]), reverse=True)
     for d in depths[1:]:
         here = (g["depth"] == d).to_numpy()
-        into = np.flatnonzero((lower >= 0) & here[np.maximum(lower, 0)] & (upper >= 0)) if len(e) else []
+        into: Any = np.flatnonzero((lower >= 0) & here[np.maximum(lower, 0)] & (upper >= 0)) if len(e) else []
         out_mass = np.zeros(len(g))
         if len(into):
             np.add.at(out_mass, upper[into], aw[into])

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job (README command 1): set up, then explain an ImageNet class of a real pretrained model,
-# offline, into the embedded knowledge base, and print which groups drive it. Extra arguments go to `demo`.
+# The main job (README command 1): set up, then explain every class of the planted-concept world with its
+# shipped classifier and tiny CLIP, offline, into the embedded knowledge base, and print which groups drive
+# class bee (`--imagenet`: an ImageNet class of EfficientNet-Lite0 instead). Extra arguments go to `demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

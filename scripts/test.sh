@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite (README command 2): set-up, Debian's chromium for the viewer tests, a real Neo4j 5.26
-# (unless NEO4J_URI points at one), ruff, pytest; Neo4j is stopped again on exit. Extra arguments go to pytest.
+# (unless NEO4J_URI points at one), ruff, mypy, pytest; Neo4j is stopped again on exit. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -14,4 +14,5 @@ if [ -z "${NEO4J_URI:-}" ]; then
   set -a; . "$NEO4J_RUN_DIR/env"; set +a
 fi
 .venv/bin/ruff check .
+.venv/bin/python -m mypy neurflow_kb
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

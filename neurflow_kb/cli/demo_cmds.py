@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..pipeline.classes import resolve_class
 from ..shares import percent
-from . import main
-from .engine_cmds import demo_images, print_circuit, resolve_class
+from .engine_cmds import demo_images, print_circuit
+from .group import main
+
+if TYPE_CHECKING:
+    from ..artifact import Circuit
 
 
 def _print_drivers(table: pd.DataFrame, circuits: dict, per_layer: int = 3) -> None:
@@ -38,6 +43,12 @@ def _print_drivers(table: pd.DataFrame, circuits: dict, per_layer: int = 3) -> N
     for r in shown.itertuples():
         click.echo(f"  {r.layer:<7} {r.group_index:>5}  {percent(r.abs_share, signed=False):>6}  "
                    f"{percent(r.share):>7}  {r.size:>5}  labels: {r.labels}")
+
+
+#: The model the demo explains (the planted-concept world's shipped classifier) and the one `--imagenet`
+#: explains (real ImageNet weights that install offline); docs/decisions.md names them (tests/unit/test_docs).
+DEMO_MODEL = "world"
+IMAGENET_DEMO_MODEL = "efficientnet_lite0"
 
 
 @main.command()
@@ -73,8 +84,9 @@ def _world_demo(out: Path, store_path: str, cls: str, per_class: int, quiet: boo
     from ..world import CONCEPTS, generate, world_clip_dir
     from ..world.clip import CONCEPT_TEMPLATES
 
-    adapter = get_adapter("world")
-    target = resolve_class(cls, adapter.class_names, adapter.num_classes)
+    adapter = get_adapter(DEMO_MODEL)
+    names = list(adapter.class_names or [])              # the world's classifier has its class names
+    target = resolve_class(cls, names, adapter.num_classes)
     clip = load_clip(checkpoint=world_clip_dir())
     engine = NeurFlow(tau=4, top_k=16, max_nodes_per_layer=8, strategy="fast")
     circuits = {}
@@ -83,12 +95,12 @@ def _world_demo(out: Path, store_path: str, cls: str, per_class: int, quiet: boo
         circuit = engine.fit(adapter, images, c, progress=False)
         # contrastive labels (the default method) with the prompts the tiny CLIP was trained with
         circuit = label_circuit(circuit, clip, list(CONCEPTS), top_n=5, templates=CONCEPT_TEMPLATES)
-        circuit.save(out / f"world-{c:02d}-{adapter.class_names[c]}")
+        circuit.save(out / f"world-{c:02d}-{names[c]}")
         circuits[c] = circuit
     with open_store(store_path=store_path) as store:
         store.write_circuits(circuits.values())
         table = drivers(store, target, model="world", limit=1000)
-    name = adapter.class_names[target]
+    name = names[target]
     click.echo(f"\nWhich groups drive world class {target} '{name}'? (query `drivers` on the embedded store; "
                f"labels from the world's tiny CLIP)")
     click.echo(f"planted concepts of '{name}': {', '.join(_planted(target))}")
@@ -104,7 +116,7 @@ def _planted(target: int) -> list[str]:
     return list(WORLD_CLASSES[target].concepts)
 
 
-def _write_view(circuit, path: Path) -> Path:
+def _write_view(circuit: Circuit, path: Path) -> Path:
     """The self-contained HTML circuit viewer of one artifact."""
     from ..viewer import from_circuit, write_html
 
@@ -119,7 +131,7 @@ def _imagenet_demo(out: Path, store_path: str, cls: str, quiet: bool) -> None:
     from ..store import open_store
 
     folder = demo_images(out / "images")
-    adapter = get_adapter("efficientnet_lite0", layers=["_blocks.10", "_blocks.14", "_blocks.15", "_fc"])
+    adapter = get_adapter(IMAGENET_DEMO_MODEL, layers=["_blocks.10", "_blocks.14", "_blocks.15", "_fc"])
     target = resolve_class(cls, adapter.class_names, adapter.num_classes)
     images = load_images(str(folder), adapter.preprocess)
     engine = NeurFlow(tau=4, top_k=16, max_nodes_per_layer=6, strategy="fast")

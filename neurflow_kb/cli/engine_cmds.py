@@ -3,60 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..pipeline.classes import resolve_class
-from . import main
+from .group import main
+from .options import config_values, engine_options, parse_layers
 
-_CHOICES_FILTER = click.Choice(["predicted", "true", "all"])
-_CHOICES_STRATEGY = click.Choice(["batched", "per_neuron", "fast"])
-
-
-def engine_options(f):
-    """Options shared by every command that computes circuits (mirrors `NeurFlowConfig`)."""
-    options = [
-        click.option("--weights", default="default", show_default=True,
-                     help="'default' (pretrained), 'random', or a state_dict file."),
-        click.option("--layers", default=None, help="Comma-separated layer chain, bottom to top, ending "
-                     "with the class-logit layer (default: the model's chain)."),
-        click.option("--tau", default=16, show_default=True, type=int, help="Core neurons per node."),
-        click.option("--top-k", default=50, show_default=True, type=int, help="Exemplar crops per node."),
-        click.option("--ig-steps", default=50, show_default=True, type=int,
-                     help="Gauss-Legendre steps of Integrated Gradients."),
-        click.option("--strategy", type=_CHOICES_STRATEGY, default="batched", show_default=True),
-        click.option("--filter", "class_filter", type=_CHOICES_FILTER, default="predicted",
-                     show_default=True, help="Which images count: predicted as the class, true label, all."),
-        click.option("--max-nodes", type=int, default=None, help="Cap on nodes per layer."),
-        click.option("--max-images", type=int, default=None,
-                     help="Images per class after class filtering (a seeded choice when more qualify)."),
-        click.option("--device", default="cpu", show_default=True),
-        click.option("--seed", default=0, show_default=True, type=int),
-        click.option("--batch-size", default=64, show_default=True, type=int),
-        click.option("--ig-batch-size", default=256, show_default=True, type=int),
-        click.option("--quiet", is_flag=True, help="No progress bars."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+if TYPE_CHECKING:
+    from ..artifact import Circuit
+    from ..config import NeurFlowConfig
 
 
-def build_config(**kw):
+def build_config(**kw: Any) -> NeurFlowConfig:
     """`NeurFlowConfig` from the shared engine options."""
     from ..config import NeurFlowConfig
 
-    return NeurFlowConfig(
-        tau=kw["tau"], top_k=kw["top_k"], ig_steps=kw["ig_steps"], strategy=kw["strategy"],
-        class_filter=kw["class_filter"], max_nodes_per_layer=kw["max_nodes"], device=kw["device"],
-        seed=kw["seed"], batch_size=kw["batch_size"], ig_batch_size=kw["ig_batch_size"],
-    )
+    return NeurFlowConfig(**config_values(kw))
 
 
-def parse_layers(layers: str | None) -> list[str] | None:
-    return [s.strip() for s in layers.split(",") if s.strip()] if layers else None
-
-
-def compute_circuit(model: str, images: str, cls: str, **kw):
+def compute_circuit(model: str, images: str, cls: str, **kw: Any) -> Circuit:
     """Adapter + images + class name/index -> Circuit (the work behind `circuit`): one streamed prediction
     pass over the images, then only the class's images (at most --max-images, seeded choice) are decoded."""
     from ..data import select_images
@@ -73,7 +40,7 @@ def compute_circuit(model: str, images: str, cls: str, **kw):
     return NeurFlow(config).fit(adapter, imageset, target, progress=not kw.get("quiet"))
 
 
-def print_circuit(circuit, per_layer: int = 3) -> None:
+def print_circuit(circuit: Circuit, per_layer: int = 3) -> None:
     """Each layer's strongest groups (by their share of the class) with their leading member neurons."""
     from ..shares import percent
 
@@ -98,7 +65,7 @@ def print_circuit(circuit, per_layer: int = 3) -> None:
 @click.option("--out", required=True, help="Folder for the circuit artifact.")
 @click.option("--per-layer", default=3, show_default=True, help="Groups printed per layer.")
 @engine_options
-def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw) -> None:
+def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw: Any) -> None:
     """Compute one class circuit and save it as an artifact (Parquet + JSON)."""
     from ..folders import check_destination
 

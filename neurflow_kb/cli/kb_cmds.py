@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pandas as pd
 
 from ..errors import UserError
-from . import main
-from .engine_cmds import engine_options
+from ..values import json_value, number
+from .group import main
+from .options import ENGINE_FIELDS, engine_options, parse_layers
+
+if TYPE_CHECKING:
+    from ..store import BaseStore, WriteResult
 
 # -- store options ---------------------------------------------------------------------------------
 
@@ -37,7 +40,7 @@ class StoreOptions:
     password: str | None = None
     database: str | None = None
 
-    def open(self, read_only: bool = False):
+    def open(self, read_only: bool = False) -> BaseStore:
         """Open the chosen store (read-only opening needs an embedded file to exist)."""
         from ..store import open_store
 
@@ -75,22 +78,8 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _json_value(v: Any) -> Any:
-    """A value JSON can hold: NaN and infinities become null (JSON has no such numbers), NumPy scalars
-    plain Python, at any depth of lists and maps."""
-    if hasattr(v, "item") and not isinstance(v, list | str | dict):
-        v = v.item() if getattr(v, "ndim", 0) == 0 else v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, list | tuple):
-        return [_json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _json_value(x) for k, x in v.items()}
-    return v
-
-
 def _jsonable(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _json_value(v) for k, v in row.items()} for row in df.to_dict("records")]
+    return [{str(k): json_value(v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
 #: Columns holding a share of a class (fractions; tables print them as percentages).
@@ -107,7 +96,7 @@ def as_percent(df: pd.DataFrame, signed: tuple[str, ...] = SIGNED_SHARES,
     out = df.copy()
     for c in out.columns:
         if c in signed or c in unsigned:
-            out[c] = [percent(None if v is None or v != v else float(v), signed=c in signed) for v in out[c]]
+            out[c] = [percent(number(v), signed=c in signed) for v in out[c]]
     return out
 
 
@@ -120,13 +109,14 @@ def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None,
             result = {k: as_percent(v, unsigned=UNSIGNED_SHARES + percent_columns) for k, v in result.items()}
         else:
             result = as_percent(result, unsigned=UNSIGNED_SHARES + percent_columns)
-    frames = result if isinstance(result, dict) else None
+    frames: dict[str | None, pd.DataFrame] = ({k: v for k, v in result.items()} if isinstance(result, dict)
+                                              else {None: result})
     if fmt == "json":
-        data: Any = ({k: _jsonable(v) for k, v in frames.items()} if frames is not None
-                     else _jsonable(result))  # type: ignore[arg-type]
+        data: Any = ({k: _jsonable(v) for k, v in frames.items()} if isinstance(result, dict)
+                     else _jsonable(result))
         click.echo(json.dumps(data, default=str, allow_nan=False))
         return
-    for title, df in (frames.items() if frames is not None else [(None, result)]):
+    for title, df in frames.items():
         if fmt == "csv":
             if title:
                 click.echo(f"# {title}")
@@ -215,7 +205,7 @@ def check_templates(templates: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def open_clip_encoder(clip_model: str | None, clip_pretrained: str | None, clip_checkpoint: str | None,
-                      device: str = "cpu"):
+                      device: str = "cpu") -> Any:
     """Load CLIP from the shared options (missing weights offline fail at once with a UserError); options
     not given take open_clip's ViT-B-32 / openai."""
     from ..labels import DEFAULT_MODEL, DEFAULT_PRETRAINED, load_clip
@@ -226,13 +216,14 @@ def open_clip_encoder(clip_model: str | None, clip_pretrained: str | None, clip_
 
 def store_clip_encoder(store: Any, clip_model: str | None, clip_pretrained: str | None,
                        clip_checkpoint: str | None, device: str = "cpu", model: str | None = None,
-                       required: bool = False):
+                       required: bool = False) -> Any:
     """CLIP for work on a knowledge base: the one the options name, else the encoder recorded for the
     groups (of `model`) that are already embedded, else ViT-B-32 / openai (or, when `required`, a
     one-line error: nothing is embedded yet)."""
     if clip_model or clip_pretrained or clip_checkpoint:
         return open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, device)
-    from ..labels.recipes import load_recorded, stored_encoder
+    from ..labels.clip import load_recorded
+    from ..labels.recipes import stored_encoder
 
     recipe = stored_encoder(store, model)
     if recipe is not None:
@@ -254,7 +245,7 @@ def init(opts: StoreOptions) -> None:
         click.echo(f"initialised {store.describe()}")
 
 
-def _progress_writer(total: int, quiet: bool, label: str):
+def _progress_writer(total: int, quiet: bool, label: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=label, unit="run", disable=quiet or None, file=sys.stderr)
@@ -294,7 +285,7 @@ def load(artifacts: tuple[str, ...], replace: bool, batch_relationships: int | N
             store.batch_relationships = batch_relationships
         bar = _progress_writer(len(paths), quiet, "load")
 
-        def done(r) -> None:
+        def done(r: WriteResult) -> None:
             bar.update(1)
             click.echo(f"{r.status} {r.key}")
 
@@ -651,12 +642,6 @@ def _same_neo4j(uri: str, database: str | None, dst: Any) -> bool:
 
 # -- ingest ----------------------------------------------------------------------------------------
 
-#: `ingest` options that set a `NeurFlowConfig` field (option name -> field).
-_CONFIG_OPTIONS = {"tau": "tau", "top_k": "top_k", "ig_steps": "ig_steps", "strategy": "strategy",
-                   "class_filter": "class_filter", "max_nodes": "max_nodes_per_layer", "seed": "seed",
-                   "device": "device", "batch_size": "batch_size", "ig_batch_size": "ig_batch_size"}
-
-
 @main.command()
 @click.argument("recipe")
 @click.option("--classes", required=True,
@@ -715,8 +700,6 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
     --ray spreads the classes over Ray workers, --shard I/N over independent jobs (see docs/scaling.md)."""
     from ..pipeline import LabelSpec, load_recipe, plan_ingest
     from ..pipeline import ingest as run_ingest
-    from .engine_cmds import parse_layers
-
     given = {name for name in ctx.params
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     if shard is not None and ray_address is not None:
@@ -732,8 +715,8 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
         rec.weights = kw["weights"]
     if "layers" in given:
         rec.layers = parse_layers(kw["layers"])
-    overrides = {field: kw[option] for option, field in _CONFIG_OPTIONS.items()
-                 if option in given or field not in rec.neurflow}
+    # an option given on the command line wins over the recipe's [neurflow] table, which wins over defaults
+    overrides = {field: kw[field] for field in ENGINE_FIELDS if field in given or field not in rec.neurflow}
     config = rec.config(**overrides)
     max_images = kw["max_images"] if "max_images" in given else None
     quiet = kw["quiet"]
@@ -795,7 +778,7 @@ def _ray_options(address: str | None, given: set[str], workers: int | None, gpus
             raise UserError(f"--{ray_only[0].replace('_', '-')} only applies with --ray")
         return None
     from ..cluster import RayOptions
-    from ..pipeline.run import ray_options
+    from ..pipeline import ray_options
 
     return ray_options(RayOptions(address=address, workers=workers, gpus_per_worker=gpus,
                                   cpus_per_worker=cpus, max_retries=retries))

@@ -10,6 +10,7 @@ and the worker is replaced, so the other jobs go on.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'neurflow-kb[cluster]'"
 #: Makes Ray use the loopback address as the node address, so that a private single-machine Ray binds
@@ -252,6 +255,8 @@ class ActorPool:
         self.actors = [self._new_actor() for _ in range(self.workers)]
         answers = ray.get([a.ready.remote([self._shared_ref]) for a in self.actors])
         self.where = [w for w, _ in answers]
+        log.info("%d Ray workers ready in %.1f s: %s", len(self.actors), time.perf_counter() - t0,
+                 ", ".join(self.where))
         errors = [e for _, e in answers if e]
         if errors:
             raise UserError(f"the workers could not start: {errors[0]}")

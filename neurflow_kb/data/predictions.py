@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import socket
 import sys
@@ -34,6 +35,8 @@ from ..errors import UserError
 from .records import ImageRecords
 from .stream import default_workers, stream_images
 
+log = logging.getLogger(__name__)
+
 TOP = 5
 HASHES_FILE = "file-hashes.parquet"
 LOCK_FILE = "predictions.lock"
@@ -43,9 +46,11 @@ class Predictor(Protocol):
     """What the prediction pass needs from a model adapter."""
 
     name: str
-    weights: str
     num_classes: int
     preprocess: Any
+
+    @property
+    def weights(self) -> str: ...
 
     def logits(self, images: torch.Tensor) -> torch.Tensor: ...
 
@@ -247,8 +252,8 @@ def _predict(records: ImageRecords, adapter: Predictor, cache: Path | None, batc
                         logits = adapter.logits(batch.images.to(dev, non_blocking=True)).float()
                         forwarded += int(logits.shape[0])
                         k = min(TOP, int(logits.shape[1]))
-                        values, index = logits.topk(k, dim=1)
-                        values, index = values.cpu().numpy(), index.cpu().numpy()
+                        top_values, top_index = logits.topk(k, dim=1)
+                        values, index = top_values.cpu().numpy(), top_index.cpu().numpy()
                         for row, pos in enumerate(batch.positions[batch.ok].tolist()):
                             pad = TOP - k
                             fresh[sha[pos]] = (int(index[row, 0]), index[row].tolist() + [-1] * pad,
@@ -281,8 +286,10 @@ def _predict(records: ImageRecords, adapter: Predictor, cache: Path | None, batc
             continue
         top1[i], top5[i], logit5[i] = hit[0], hit[1], hit[2]
     if bad and not skip_bad:
-        first = min(bad)
-        raise UserError(f"{bad[first]} (or pass --skip-bad-images to leave such files out)")
+        first_bad = min(bad)
+        raise UserError(f"{bad[first_bad]} (or pass --skip-bad-images to leave such files out)")
+    log.info("prediction pass: %d files, %d through the model, %d unreadable, %.1f s", len(records),
+             forwarded, len(bad), time.perf_counter() - started)
     return DatasetPredictions(records, sha, sizes, top1, top5, logit5, bad, forwarded,
                               time.perf_counter() - started, cache_file)
 

@@ -10,11 +10,9 @@ from .ig import (
     integrated_gradients,
     per_neuron_integrated_gradients,
 )
-from .neurflow import NeurFlow, seed_everything, top_indices
+from .neurflow import ENGINE_PACKAGES, NeurFlow, package_versions, seed_everything, top_indices
 
-__all__ = [
-    "Attribution", "Certification", "Clustering", "IGResult", "NeurFlow", "build_groups",
-    "certify_transition", "fast_integrated_gradients", "gauss_legendre", "ranks_certain",
-    "integrated_gradients", "per_neuron_integrated_gradients", "seed_everything", "top_indices",
-    "ward_silhouette",
-]
+__all__ = ["ENGINE_PACKAGES", "package_versions", "Attribution", "Certification", "Clustering", "IGResult",
+           "NeurFlow", "build_groups", "certify_transition", "fast_integrated_gradients", "gauss_legendre",
+           "ranks_certain", "integrated_gradients", "per_neuron_integrated_gradients", "seed_everything",
+           "top_indices", "ward_silhouette"]

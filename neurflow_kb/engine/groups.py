@@ -20,7 +20,7 @@ from ..shares import compute_shares
 from .clustering import ward_silhouette
 
 if TYPE_CHECKING:
-    from .neurflow import LayerResult
+    from .types import LayerResult
 
 
 def build_groups(

@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class IGResult:
         scale = torch.zeros_like(attr) if with_scale else None
         for idx, res in parts:
             attr[idx], delta[idx], total[idx] = res.attributions, res.delta, res.total
-            if scale is not None:
+            if scale is not None and res.scale is not None:
                 scale[idx] = res.scale
         return IGResult(attr, delta, total, steps, scale)
 
@@ -255,7 +256,7 @@ def per_neuron_integrated_gradients(
     inputs: torch.Tensor,
     rows: torch.Tensor,
     targets: torch.Tensor,
-    **kwargs,
+    **kwargs: Any,
 ) -> IGResult:
     """Reference strategy: one IG call per target neuron, over that neuron's exemplars only."""
     parts = []
@@ -277,7 +278,7 @@ def fast_steps(
     candidate_steps: tuple[int, ...] = (8, 16, 24, 32, 50),
     tolerance: float = 0.01,
     probe_rows: int = 32,
-    **kwargs,
+    **kwargs: Any,
 ) -> tuple[int, IGResult, torch.Tensor]:
     """Fewest Gauss-Legendre steps whose completeness error on a probe of rows is within `tolerance`.
 
@@ -300,7 +301,7 @@ def fast_integrated_gradients(
     inputs: torch.Tensor,
     rows: torch.Tensor,
     targets: torch.Tensor,
-    **kwargs,
+    **kwargs: Any,
 ) -> IGResult:
     """IG of every row with the steps `fast_steps` picks (it takes the same keywords); when the probe
     already is every row, its result is returned as is."""

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.metadata
+import logging
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,38 +49,9 @@ from .certify import (
 from .clustering import Clustering, ward_silhouette
 from .groups import build_groups
 from .ig import fast_steps, integrated_gradients, per_neuron_integrated_gradients, tf32
+from .types import LayerResult
 
-
-@dataclass
-class LayerResult:
-    """What one transition (lower -> upper) produced for the nodes of the upper layer.
-
-    `importance` holds every node's full importance vector; `exact` says whether a node's IG was computed
-    exactly (float32, `ig_steps`). Certified runs add the remaining error bound per node (`bound`, zero
-    where exact), what the approximation alone gave (`approx_importance`, with its bound `approx_bound`)
-    and the transition's `certification` record.
-    """
-
-    depth: int
-    upper: str
-    lower: str
-    neurons: list[int]
-    exemplars: dict[int, np.ndarray]
-    importance: dict[int, np.ndarray]
-    core: dict[int, np.ndarray]
-    subconcepts: dict[int, np.ndarray]
-    nodes: list[dict[str, Any]] = field(default_factory=list)
-    edges: list[dict[str, Any]] = field(default_factory=list)
-    representatives: dict[tuple[int, int], list[int]] = field(default_factory=dict)
-    ig_steps: int = 0
-    completeness_error: float = 0.0
-    seconds: float = 0.0
-    ig_seconds: float = 0.0
-    exact: dict[int, bool] = field(default_factory=dict)
-    bound: dict[int, np.ndarray] = field(default_factory=dict)
-    certification: Certification | None = None
-    approx_importance: dict[int, np.ndarray] = field(default_factory=dict)
-    approx_bound: dict[int, np.ndarray] = field(default_factory=dict)
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -112,13 +83,18 @@ def _memory_format(module: torch.nn.Module, channels_last: bool) -> Iterator[Non
             module.to(memory_format=torch.contiguous_format)
 
 
-def _versions() -> dict[str, str]:
+#: The packages whose versions a circuit's manifest records.
+ENGINE_PACKAGES = ("neurflow-kb", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas")
+
+
+def package_versions(packages: Sequence[str] = ENGINE_PACKAGES, missing: str = "unknown") -> dict[str, str]:
+    """Installed version of each package (`missing` for one that is not installed), for provenance."""
     out = {}
-    for pkg in ("neurflow-kb", "torch", "torchvision", "numpy", "scipy", "scikit-learn", "pandas"):
+    for pkg in packages:
         try:
             out[pkg] = importlib.metadata.version(pkg)
         except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
+            out[pkg] = missing
     return out
 
 
@@ -267,8 +243,8 @@ class NeurFlow:
         cfg = self.config
         n_nodes = int(rows.numel()) // k
         ig = per_neuron_integrated_gradients if cfg.strategy == "per_neuron" else integrated_gradients
-        common = dict(batch_size=cfg.ig_batch_size, device=cfg.device, share_forward=cfg.share_forward,
-                      channels_last=cfg.channels_last)
+        common: dict[str, Any] = dict(batch_size=cfg.ig_batch_size, device=cfg.device,
+                                      share_forward=cfg.share_forward, channels_last=cfg.channels_last)
 
         def node_rows(nodes: np.ndarray) -> torch.Tensor:
             return torch.as_tensor((np.asarray(nodes)[:, None] * k + np.arange(k)).ravel(), dtype=torch.long)
@@ -386,6 +362,8 @@ class NeurFlow:
                           importance={}, core={}, subconcepts={}, ig_steps=attribution.steps,
                           completeness_error=attribution.result.completeness_error(), ig_seconds=ig_seconds,
                           certification=attribution.report)
+        log.debug("transition %s -> %s: %d nodes, IG %d steps in %.2f s", lower, upper, len(neurons),
+                  attribution.steps, ig_seconds)
         for i, n in enumerate(neurons):
             attr = attributions[i]                       # [k, C_lower]
             importance = importances[i]
@@ -444,9 +422,8 @@ class NeurFlow:
                 x = adapter.activations(batch.to(cfg.device), [lower])[lower]
                 for i in range(len(core)):
                     masked = x.clone()
-                    channel_dim = masked.dim() - 1 if getattr(adapter, "tokens", False) else 1
                     index = torch.as_tensor(core[: i + 1].copy(), device=masked.device)
-                    masked.index_fill_(channel_dim, index, 0.0)
+                    masked.index_fill_(adapter.channel_dim(masked), index, 0.0)
                     out = adapter.pool(upper, adapter.run_from(lower, masked, upper))[:, neuron]
                     scores[i, idx] = out.float().cpu().numpy()
         reference = set(int(e) for e in exemplars)
@@ -536,7 +513,7 @@ class NeurFlow:
             "num_classes": adapter.num_classes,
             "class_name": names[target] if names else str(target),
             "channels": {name: int(pooled[name].shape[1]) for name in chain}, "n_images": len(imageset),
-            "n_crops": len(plan), "top_k_used": k, "seed": cfg.seed, "versions": _versions(),
+            "n_crops": len(plan), "top_k_used": k, "seed": cfg.seed, "versions": package_versions(),
             "ig_steps": {r.upper: r.ig_steps for r in ordered},
             "completeness_error": {r.upper: round(r.completeness_error, 6) for r in ordered},
             "exact_nodes": {r.upper: sum(r.exact.values()) for r in ordered},

@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..errors import UserError
-from .recipes import LOCAL_ENCODERS, EncoderRecipe, local_encoder_dir, make_recipe
+from .recipes import LOCAL_ENCODERS, EncoderRecipe, check_same, local_encoder_dir, make_recipe
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
@@ -344,5 +344,22 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETR
     return ClipEncoder(clip_model, preprocess, tokenizer, weights.encoder, device=device, recipe=recipe)
 
 
-__all__ = ["ClipEncoder", "ClipWeights", "DEFAULT_MODEL", "DEFAULT_PRETRAINED", "DEFAULT_TEMPLATES",
-           "load_clip", "resolve_weights", "offline", "builtin_models"]
+def load_recorded(recipe: EncoderRecipe, device: str = "cpu") -> Any:
+    """Load the encoder a recipe describes and check that its weights are the recorded ones; a missing
+    checkpoint or different weights give a one-line `UserError` saying how to supply them."""
+    fix = "pass --clip-checkpoint PATH (or --clip-model / --clip-pretrained) with those weights"
+    if recipe.kind == "local":
+        clip = load_clip(checkpoint=local_encoder_dir(str(recipe.model)), device=device)
+    elif recipe.kind == "checkpoint":
+        if not Path(str(recipe.path)).exists():
+            raise UserError(f"the groups were embedded with CLIP {recipe.encoder} from {recipe.path}, "
+                            f"which does not exist any more; {fix} ({recipe.digest})")
+        clip = load_clip(recipe.model or "ViT-B-32", None, recipe.path, device=device)
+    else:
+        clip = load_clip(str(recipe.model), recipe.pretrained, None, device=device)
+    check_same(recipe, clip.recipe)
+    return clip
+
+
+__all__ = ["load_recorded", "ClipEncoder", "ClipWeights", "DEFAULT_MODEL", "DEFAULT_PRETRAINED",
+           "DEFAULT_TEMPLATES", "load_clip", "resolve_weights", "offline", "builtin_models"]

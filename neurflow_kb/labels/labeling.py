@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..artifact import Circuit
+from ..artifact import THUMBNAILS_PER_GROUP, Circuit
 from ..errors import UserError
 from .clip import DEFAULT_TEMPLATES, ClipEncoder
 from .vocab import Vocabulary, load_vocabulary
 
 METHOD_MEAN = "clip-mean-softmax"
-#: Thumbnails per group used for labelling; the stores keep the same top 8 (by activation) per group, so
-#: labelling an artifact and labelling what a store holds give the same labels.
-DEFAULT_MAX_IMAGES = 8
+#: Thumbnails per group used for labelling: the ones the stores keep, so labelling an artifact and
+#: labelling what a store holds give the same labels.
+DEFAULT_MAX_IMAGES = THUMBNAILS_PER_GROUP
 KINDS = ("contrast", "mean")
 REFERENCES = ("run", "layer")
 
@@ -97,7 +97,7 @@ class LabelResult:
     mean method); `embeddings` maps each labelled key to its unit image embedding."""
 
     labels: pd.DataFrame
-    embeddings: dict[Hashable, np.ndarray]
+    embeddings: dict[Any, np.ndarray]
     encoder: str
     vocabulary: str
     method: str = METHOD
@@ -168,10 +168,10 @@ def contrast_scores(crop_similarity: Sequence[np.ndarray], scale: float,
     return p_g, contrast
 
 
-def label_images(images: Mapping[Hashable, Sequence[Any]], clip: ClipEncoder,
+def label_images(images: Mapping[Any, Sequence[Any]], clip: ClipEncoder,
                  vocabulary: str | Vocabulary | list[str] = "broad", top_n: int = 5,
                  templates: Sequence[str] = DEFAULT_TEMPLATES, *, method: str | LabelMethod = DEFAULT_METHOD,
-                 layers: Mapping[Hashable, str] | None = None,
+                 layers: Mapping[Any, str] | None = None,
                  label_keys: Collection[Hashable] | None = None) -> LabelResult:
     """Label the groups of one run given as {key: exemplar images (PNG bytes, base64 or PIL)}.
 

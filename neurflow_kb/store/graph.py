@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..artifact import OPTIONAL_TABLES, TABLES, Circuit
+from ..artifact import OPTIONAL_TABLES, TABLES, THUMBNAILS_PER_GROUP, Circuit, model_id
 from ..errors import UserError
 from .schema import schema
 
@@ -34,7 +34,7 @@ MODEL_RELS = ("HAS_LAYER", "HAS_NEURON", "HAS_CLASS", "UNIT")
 #: runs, never exported with one run.
 DERIVED_RELS = ("RESEMBLES",)
 #: Most thumbnails kept on a group (base64 PNG of representative exemplar crops).
-MAX_THUMBNAILS = 8
+MAX_THUMBNAILS = THUMBNAILS_PER_GROUP
 
 RelKey = tuple[str, str, str]  # (type, source label, target label)
 
@@ -71,7 +71,7 @@ class GraphRows:
 def model_key(circuit: Circuit) -> str:
     """`name@weights` of the circuit's model."""
     m = circuit.manifest
-    return f"{m['model']}@{m.get('weights') or 'unknown'}"
+    return model_id(m["model"], m.get("weights"))
 
 
 def _digest_parts(s: pd.Series) -> Callable[[int, int], bytes]:
@@ -213,7 +213,8 @@ def _arrow(part: Any) -> Any:
     if isinstance(part, str):
         return pa.scalar(part)
     if isinstance(part, pd.Series) and isinstance(part.dtype, pd.ArrowDtype):
-        arr = part.array._pa_array  # noqa: SLF001
+        array: Any = part.array
+        arr = array._pa_array  # noqa: SLF001
         return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string())
     vals = np.asarray(part)
     if vals.dtype.kind in "iub":
@@ -249,9 +250,9 @@ def _unit_keys(prefixes: np.ndarray, which: np.ndarray, layer: pd.Series, unit: 
         return _join(_take(prefixes, which), "/", layer, "/", unit)
     inverse, distinct = pd.factorize(code)
     w, lay, u = np.unravel_index(distinct, dims)
-    pnames, lnames = list(pnames), list(lnames)
-    texts = [f"{pnames[a]}/{lnames[b]}/{c}" for a, b, c in zip(w.tolist(), lay.tolist(), u.tolist(),
-                                                                  strict=True)]
+    prefix_names, layer_names = list(pnames), list(lnames)
+    texts = [f"{prefix_names[a]}/{layer_names[b]}/{c}"
+             for a, b, c in zip(w.tolist(), lay.tolist(), u.tolist(), strict=True)]
     return _col(pc.take(pa.array(texts, type=pa.string()), pa.array(inverse)))
 
 

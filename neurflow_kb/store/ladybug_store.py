@@ -8,6 +8,7 @@ missing. Read queries run on a read-only handle, checked first (see `readonly.py
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import time
@@ -19,12 +20,14 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import StoreError, UserError
+from ..values import is_missing
 from .base import BaseStore, check_params, to_frame
 from .graph import RelKey
 from .readonly import ladybug_plan_refusal, ladybug_refusal, refusal, statement_texts, strip_explain, tokens
 from .schema import schema, schema_statements
 
 DEFAULT_STORE = "neurflow-kb.lbug"
+log = logging.getLogger(__name__)
 
 _ARROW = {"STRING": pa.string(), "INT64": pa.int64(), "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(),
           "FLOAT": pa.float32(), "STRING[]": pa.list_(pa.string()), "FLOAT[]": pa.list_(pa.float32()),
@@ -61,7 +64,7 @@ def _arrow_table(columns: list[tuple[str, str]], df: pd.DataFrame) -> pa.Table:
         s = df[name]
         t = _ARROW[typ]
         if pa.types.is_list(t):
-            vals = [None if v is None or (isinstance(v, float) and v != v) else list(v) for v in s.tolist()]
+            vals = [None if is_missing(v) else list(v) for v in s.tolist()]
             arrays.append(pa.array(vals, type=t))
         else:
             arrays.append(pa.Array.from_pandas(s, type=t))
@@ -288,6 +291,7 @@ class LadybugStore(BaseStore):
             self.open()
         if self._writes_on_conn >= _WRITES_PER_CONNECTION and not self._in_tx:
             self._renew_connection()
+        log.debug("cypher (%s): %s params=%s", "write" if write else "read", cypher, sorted(params or {}))
         try:
             res = self._conn.execute(cypher, params or {})
         except RuntimeError as e:
@@ -332,6 +336,7 @@ class LadybugStore(BaseStore):
 
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
         def run(conn: Any) -> Any:
+            log.debug("cypher (read-only): %s params=%s", cypher, sorted(params or {}))
             return conn.execute(cypher, params or {})
 
         try:
@@ -415,6 +420,7 @@ class LadybugStore(BaseStore):
         def run(conn: Any) -> Any:
             if not write:
                 self._vet(cypher, params, conn)
+            log.debug("cypher (user, %s): %s params=%s", "write" if write else "read", cypher, sorted(params))
             return conn.execute(cypher, params)
 
         try:

@@ -28,6 +28,7 @@ from .schema import schema, schema_statements
 
 # the driver logs transaction retries as warnings; a library should not print them on stderr
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
+log = logging.getLogger(__name__)
 
 SCHEMES = ("neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc")
 
@@ -190,6 +191,7 @@ class Neo4jStore(BaseStore):
 
         if self._driver is None:
             self.open()
+        log.debug("cypher (%s): %s params=%s", "write" if write else "read", cypher, sorted(params))
         if self._tx is not None:                 # inside `_atomic`: errors go to its retry loop
             res = self._tx.run(cypher, params)
             rows = list(res)

@@ -366,8 +366,8 @@ def render() -> str:
         lines += ["", f"### {rtype}", "", LABELS[rtype], "",
                   "| property | Ladybug type | Neo4j type | index | meaning |", "|---|---|---|---|---|"]
         for prop, typ in rel.props:
-            idx = ", ".join(f"{r.kind} `{r.name}`" for r in by_owner.get((rtype, prop), []))
-            lines.append(f"| `{prop}` | `{typ}` | {_NEO4J_TYPES.get(typ, typ)} | {idx} | "
+            indexes = ", ".join(f"{r.kind} `{r.name}`" for r in by_owner.get((rtype, prop), []))
+            lines.append(f"| `{prop}` | `{typ}` | {_NEO4J_TYPES.get(typ, typ)} | {indexes} | "
                          f"{PROPS[f'{rtype}.{prop}']} |")
     lines += ["", "## Constraints and indexes", "",
               "Neo4j (`cypher/schema.cypher`, applied by `neurflow-kb init` and every write). Ladybug",

@@ -98,10 +98,10 @@ def compare_artifacts(a: Circuit, b: Circuit, config: ResemblanceConfig = DEFAUL
         raise UserError("comparing circuits of two models needs both artifacts labelled with the same CLIP "
                         "encoder (`neurflow-kb label`), whose group embeddings are matched")
     rel = resemblances(ka, ea, kb, eb, enc_a, config)
-    return compare_view(va, vb, _pairs(rel, set(ka)), COSINE)
+    return compare_view(va, vb, resemblance_pairs(rel, set(ka)), COSINE)
 
 
-def _pairs(rel: pd.DataFrame, side_a: set[str]) -> pd.DataFrame:
+def resemblance_pairs(rel: pd.DataFrame, side_a: set[str]) -> pd.DataFrame:
     """RESEMBLES rows (either direction) -> one row per (a, b) pair with its cosine."""
     best: dict[tuple[str, str], float] = {}
     for s, t, c in zip(rel["src"], rel["dst"], rel["cosine"], strict=True):
@@ -111,4 +111,5 @@ def _pairs(rel: pd.DataFrame, side_a: set[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["a", "b", "score"])
 
 
-__all__ = ["COSINE", "SHARED_NEURONS", "CompareView", "compare_artifacts", "compare_view", "prefixed"]
+__all__ = ["COSINE", "SHARED_NEURONS", "CompareView", "compare_artifacts", "compare_view", "prefixed",
+           "resemblance_pairs"]

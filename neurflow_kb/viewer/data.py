@@ -10,12 +10,11 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
+from ..artifact import THUMBNAILS_PER_GROUP, Circuit
+from ..values import number
 
-from ..artifact import Circuit
-
-#: Thumbnails kept per group (the stores keep the same number).
-MAX_THUMBNAILS = 8
+#: Thumbnails shown per group (as many as the stores keep).
+MAX_THUMBNAILS = THUMBNAILS_PER_GROUP
 CLASS_ID = "class"
 
 
@@ -90,25 +89,27 @@ def from_circuit(circuit: Circuit, max_thumbnails: int = MAX_THUMBNAILS,
         members.setdefault((int(row.depth), int(row.group)), []).append(
             {"neuron": int(row.neuron), "subconcept": int(row.subconcept),
              "activation": float(row.activation), "size": int(row.size)})
-    groups = []
+    groups: list[dict[str, Any]] = []
     ordered = circuit.groups.sort_values(["depth", "abs_share", "group"], ascending=[False, False, True])
     for g in ordered.itertuples(index=False):
         key = (int(g.depth), int(g.group))
         groups.append({
             "id": group_id(*key), "depth": key[0], "layer": str(g.layer), "index": key[1],
             "size": int(g.size),
-            "neurons": int(g.n_neurons), "silhouette": _num(g.silhouette), "share": _num(g.share),
-            "abs_share": _num(g.abs_share), "influence": _num(g.influence),
-            "abs_influence": _num(g.abs_influence), "members": members.get(key, []),
+            "neurons": int(g.n_neurons), "silhouette": number(g.silhouette), "share": number(g.share),
+            "abs_share": number(g.abs_share), "influence": number(g.influence),
+            "abs_influence": number(g.abs_influence), "members": members.get(key, []),
             "labels": labels.get(key, []), "thumbnails": thumbs.get(key, [])})
-    depth_of = {str(r.name): int(r.depth) for r in circuit.layers.itertuples(index=False)}
+    layer_rows: Any = circuit.layers.itertuples(index=False)       # rows of typed tables (artifact schema)
+    depth_of = {str(r.name): int(r.depth) for r in layer_rows}
     edges = []
+    e: Any
     for e in circuit.group_edges.itertuples(index=False):
         lower_depth = depth_of.get(str(e.lower_layer), int(e.depth) - 1)
         edges.append({"source": group_id(lower_depth, int(e.lower_group)),
                       "target": group_id(int(e.depth), int(e.group)),
-                      "weight": _num(e.weight), "abs_weight": _num(e.abs_weight), "share": _num(e.share),
-                      "abs_share": _num(e.abs_share)})
+                      "weight": number(e.weight), "abs_weight": number(e.abs_weight),
+                      "share": number(e.share), "abs_share": number(e.abs_share)})
     top = int(circuit.layers["depth"].max()) if len(circuit.layers) else 0
     for g in groups:
         if g["depth"] == top:
@@ -126,12 +127,6 @@ def from_circuit(circuit: Circuit, max_thumbnails: int = MAX_THUMBNAILS,
     node = {"id": CLASS_ID, "depth": top + 1, "index": int(m["target_class"]), "name": name}
     return CircuitView(title=f"{m.get('model')} - class {m['target_class']} '{name}'", meta=meta,
                        layers=layers, groups=groups, edges=edges, class_node=node)
-
-
-def _num(v: Any) -> float | None:
-    if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
-        return None
-    return float(v)
 
 
 __all__ = ["CircuitView", "from_circuit", "group_id", "CLASS_ID", "MAX_THUMBNAILS"]

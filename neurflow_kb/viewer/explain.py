@@ -7,6 +7,8 @@ import html
 from pathlib import Path
 from typing import Any
 
+from ..values import is_missing
+
 _CSS = """
 body { margin: 0; font: 13px/1.4 system-ui, "DejaVu Sans", sans-serif; color: #1d2330; background: #f5f6f8; }
 header { padding: 10px 16px; background: #1d2330; color: #fff; }
@@ -35,7 +37,7 @@ def _img(png: bytes | str, cls: str = "t", alt: str = "") -> str:
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
-    return "-" if v is None or v != v else f"{float(v):.{digits}f}"
+    return "-" if is_missing(v) else f"{float(v):.{digits}f}"
 
 
 def render_explanation(result: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from importlib import resources
 from pathlib import Path
@@ -19,9 +20,11 @@ from typing import Any
 from .compare import CompareView
 from .data import CircuitView
 
+log = logging.getLogger(__name__)
+
 
 def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("assets").joinpath(name).read_text(encoding="utf-8")
 
 
 def _json_for_script(data: Any) -> str:
@@ -51,4 +54,5 @@ def write_html(view: CircuitView | CompareView, path: str | Path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(render_html(view), encoding="utf-8")
+    log.debug("viewer written to %s", p)
     return p

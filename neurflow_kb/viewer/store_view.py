@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from ..errors import UserError
-from ..queries import ClassLike, StoreLike, _opened, _resolve, run_named
+from ..queries import ClassLike, StoreLike, class_run_keys, opened_store, run_named
+from ..values import number
 from .data import CLASS_ID, CircuitView
 
 LABELS_PER_GROUP = 5
@@ -21,7 +22,7 @@ def resolve_run(store: Any, cls: ClassLike | None = None, model: str | None = No
         return run
     if cls is None:
         raise UserError("say which circuit: --class CLASS or --run KEY")
-    keys = _resolve(store, cls, model)
+    keys = class_run_keys(store, cls, model)
     runs = run_named(store, "runs", models=sorted({k.rsplit("/", 1)[0] for k in keys}), classes=keys)
     if runs.empty:
         raise UserError(f"class {cls!r} has no circuit in {store.describe()} yet; compute it with "
@@ -35,7 +36,7 @@ def resolve_run(store: Any, cls: ClassLike | None = None, model: str | None = No
 def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | None = None,
                  run: str | None = None) -> CircuitView:
     """The viewer data of one complete run: groups with members, labels and thumbnails, DRIVES edges."""
-    with _opened(store) as st:
+    with opened_store(store) as st:
         key = resolve_run(st, cls, model, run)
         head = run_named(st, "view_run", run=key).iloc[0]
         groups_df = run_named(st, "view_groups", run=key)
@@ -43,6 +44,7 @@ def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | No
         labels_df = run_named(st, "view_labels", run=key)
         edges_df = run_named(st, "view_edges", run=key)
         layers_df = run_named(st, "view_layers", model=str(head["model"]))
+    r: Any                                   # one row of a query's result (named columns)
     members: dict[str, list[dict[str, Any]]] = {}
     for r in members_df.itertuples(index=False):
         members.setdefault(r.group_key, []).append({"neuron": int(r.neuron), "subconcept": int(r.subconcept),
@@ -57,17 +59,19 @@ def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | No
     for r in groups_df.itertuples(index=False):
         groups.append({
             "id": r.group_key, "depth": int(r.depth), "layer": str(r.layer), "index": int(r.group_index),
-            "size": int(r.size), "neurons": int(r.neurons), "silhouette": _num(r.silhouette),
-            "share": _num(r.share), "abs_share": _num(r.abs_share),
-            "influence": _num(r.influence), "abs_influence": _num(r.abs_influence),
+            "size": int(r.size), "neurons": int(r.neurons), "silhouette": number(r.silhouette),
+            "share": number(r.share), "abs_share": number(r.abs_share),
+            "influence": number(r.influence), "abs_influence": number(r.abs_influence),
             "members": members.get(r.group_key, []), "labels": labels.get(r.group_key, []),
             "thumbnails": list(r.thumbnails or [])})
+    edge_rows: Any = edges_df.itertuples(index=False)
     edges = [{"source": r.source, "target": CLASS_ID if r.target_kind == "Class" else r.target,
-              "weight": _num(r.weight), "abs_weight": _num(r.abs_weight), "share": _num(r.share),
-              "abs_share": _num(r.abs_share)}
-             for r in edges_df.itertuples(index=False)]
+              "weight": number(r.weight), "abs_weight": number(r.abs_weight), "share": number(r.share),
+              "abs_share": number(r.abs_share)}
+             for r in edge_rows]
     layer_names = list(head["layers"] or [])
-    channels = {str(r.name): int(r.channels) for r in layers_df.itertuples(index=False)}
+    layer_rows: Any = layers_df.itertuples(index=False)
+    channels = {str(r.name): int(r.channels) for r in layer_rows}
     layers = [{"depth": d, "name": name, "channels": channels.get(name, 0)}
               for d, name in enumerate(layer_names)]
     config = json.loads(head["config"]) if isinstance(head["config"], str) and head["config"] else {}
@@ -86,16 +90,6 @@ def circuit_view(store: StoreLike, cls: ClassLike | None = None, model: str | No
                        class_node={"id": CLASS_ID, "depth": top, "index": int(head["class"]), "name": name})
 
 
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if f != f else f
-
-
 def compare_store_view(store: StoreLike, cls: ClassLike | None = None, model: str | None = None,
                        run: str | None = None, other_cls: ClassLike | None = None,
                        other_model: str | None = None, other_run: str | None = None) -> Any:
@@ -104,9 +98,9 @@ def compare_store_view(store: StoreLike, cls: ClassLike | None = None, model: st
     import pandas as pd
 
     from ..compare import group_links
-    from .compare import COSINE, SHARED_NEURONS, _pairs, compare_view
+    from .compare import COSINE, SHARED_NEURONS, compare_view, resemblance_pairs
 
-    with _opened(store) as st:
+    with opened_store(store) as st:
         key_a = resolve_run(st, cls, model, run)
         if other_run is None and other_cls is None and other_model is None:
             raise UserError("say what to compare with: --compare-class CLASS (same model), --compare-model "
@@ -125,6 +119,6 @@ def compare_store_view(store: StoreLike, cls: ClassLike | None = None, model: st
         else:
             rel = run_named(st, "compare_links", runs=[key_a, key_b])
             rel = rel.rename(columns={"source": "src", "target": "dst"})
-            links = _pairs(rel, {g["id"] for g in va.groups})
+            links = resemblance_pairs(rel, {g["id"] for g in va.groups})
             kind = COSINE
     return compare_view(va, vb, links, kind)

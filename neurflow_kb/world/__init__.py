@@ -6,14 +6,15 @@
     plain = world_plain_adapter()                   # ... and over the shipped WorldPlainNet (no skips)
     model, preprocess, tokenizer = load_world_clip()  # open_clip CLIP trained on the world
 
-Nothing here downloads or trains anything; training lives in `neurflow_kb.world.train`.
+Nothing here downloads or trains anything; training lives in `neurflow_kb_dev.world_train`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from .classifier import CLASSIFIER_FILE, WORLD_LAYERS, WorldNet, load_world_classifier
+from ..errors import UserError
+from ..models import ModelAdapter
+from .adapters import world_plain_weights_id, world_preprocess, world_weights_id
+from .classifier import WORLD_LAYERS, WorldNet, load_world_classifier
 from .clip import (
     CONCEPT_TEMPLATES,
     WORLD_CLIP_NAME,
@@ -48,13 +49,11 @@ from .generator import (
     region_caption,
     region_concepts,
 )
-from .plain import PLAIN_FILE, WORLD_PLAIN_LAYERS, WorldPlainNet, load_world_plain
+from .plain import WORLD_PLAIN_LAYERS, WorldPlainNet, load_world_plain
 
 
 def class_concepts(cls: int | str) -> dict[str, str]:
     """The defining concepts of a world class (index or name): {'shape': ..., 'colour': ..., ...}."""
-    from ..errors import UserError
-
     if isinstance(cls, str):
         if cls not in CLASS_NAMES:
             raise UserError(f"unknown world class {cls!r}; classes are {', '.join(CLASS_NAMES)}")
@@ -65,43 +64,16 @@ def class_concepts(cls: int | str) -> dict[str, str]:
     return {"shape": c.shape, "colour": c.colour, "texture": c.texture, "part": c.part}
 
 
-def world_preprocess() -> Any:
-    """The classifier's `Preprocess` (64 px, world mean/std) for PIL images and thumbnails."""
-    from ..models import Preprocess
-
-    return Preprocess(resize=IMAGE_SIZE, crop=IMAGE_SIZE, mean=WORLD_MEAN, std=WORLD_STD)
-
-
-def world_weights_id() -> str:
-    """A short id of the shipped classifier weights ('world-' + first 12 hex digits of their SHA-256)."""
-    return _file_id("world-", CLASSIFIER_FILE)
-
-
-def world_plain_weights_id() -> str:
-    """A short id of the shipped plain world net ('world-plain-' + first 12 hex digits of its SHA-256)."""
-    return _file_id("world-plain-", PLAIN_FILE)
-
-
-def _file_id(prefix: str, path: Any) -> str:
-    import hashlib
-
-    return prefix + hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-
-
-def world_plain_adapter(path: str | None = None, layers: list[str] | None = None) -> Any:
+def world_plain_adapter(path: str | None = None, layers: list[str] | None = None) -> ModelAdapter:
     """A `ModelAdapter` over the trained plain world net, chain ``block1 .. block4, fc``."""
-    from ..models import ModelAdapter
-
     model = load_world_plain(path)
     return ModelAdapter(model, list(layers or WORLD_PLAIN_LAYERS), name="world_plain",
                         weights=str(path) if path else world_plain_weights_id(),
                         preprocess=world_preprocess(), class_names=list(CLASS_NAMES))
 
 
-def world_adapter(path: str | None = None, layers: list[str] | None = None) -> Any:
+def world_adapter(path: str | None = None, layers: list[str] | None = None) -> ModelAdapter:
     """A `ModelAdapter` over the trained world classifier, chain ``layer1 .. layer4, fc``."""
-    from ..models import ModelAdapter
-
     model = load_world_classifier(path)
     return ModelAdapter(model, list(layers or WORLD_LAYERS), name="world",
                         weights=None if path else world_weights_id(),

@@ -76,7 +76,8 @@ def load_checkpoint(factory: Callable[[], M], path: str | Path | None, default: 
     p = Path(path) if path is not None else default
     if not p.is_file():
         raise UserError(f"{what} weights not found at {p}; train them with "
-                        f"`python -m neurflow_kb.world.train {train}` or reinstall neurflow-kb")
+                        f"`python -m neurflow_kb_dev.world_train {train}` (source checkout) or reinstall "
+                        "neurflow-kb")
     state = torch.load(p, map_location="cpu", weights_only=True)
     model = factory()
     try:

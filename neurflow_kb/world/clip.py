@@ -79,7 +79,8 @@ def load_world_clip(directory: str | Path | None = None, device: str = "cpu") ->
     d = Path(directory) if directory is not None else CLIP_DIR
     if not (d / CLIP_WEIGHTS).is_file() or not (d / "open_clip_config.json").is_file():
         raise UserError(f"tiny world CLIP not found in {d} (needs open_clip_config.json and {CLIP_WEIGHTS}); "
-                        "train it with `python -m neurflow_kb.world.train clip` or reinstall neurflow-kb")
+                        "train it with `python -m neurflow_kb_dev.world_train clip` (source checkout) or "
+                        "reinstall neurflow-kb")
     try:
         import open_clip
     except ImportError as exc:

@@ -40,7 +40,8 @@ class WorldPlainNet(nn.Module):
         self.fc = nn.Linear(widths[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.block4(self.block3(self.block2(self.block1(x))))
+        for i in range(1, 5):
+            x = getattr(self, f"block{i}")(x)
         return self.fc(self.flatten(self.pool(x)))
 
 

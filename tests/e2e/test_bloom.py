@@ -14,8 +14,11 @@ from neo4j.graph import Node, Path, Relationship
 from neurflow_kb import queries
 from neurflow_kb.store import Neo4jStore, refuse_writes
 from neurflow_kb.store.schema import cypher_dir, schema
-from neurflow_kb.store.synthetic import synthetic_circuit, synthetic_labels
 from neurflow_kb.viewer.bloom import SEARCH_PHRASES, perspective, style_grass
+from neurflow_kb_dev.synthetic import synthetic_circuit, synthetic_labels
+
+#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+pytestmark = pytest.mark.slow
 
 TOY_CHAIN = (("conv", 32), ("b1", 48), ("b2", 48), ("logits", 10))
 TOY_NAMES = [f"toy{j}" for j in range(10)]

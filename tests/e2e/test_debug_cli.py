@@ -20,6 +20,9 @@ from neurflow_kb.models import get_adapter
 from neurflow_kb.viewer import from_circuit
 from neurflow_kb.world import CLASS_NAMES, generate
 
+#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+pytestmark = pytest.mark.slow
+
 BEE = CLASS_NAMES.index("bee")
 
 

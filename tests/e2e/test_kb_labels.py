@@ -21,6 +21,9 @@ from neurflow_kb.labels import DEFAULT_TEMPLATES, label_circuit, load_clip
 from neurflow_kb.store import LadybugStore
 from neurflow_kb.store.graph import artifact_labels
 
+#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+pytestmark = pytest.mark.slow
+
 CONCEPTS = ["red", "green", "blue", "yellow", "gray", "circle", "square", "stripes", "wood", "sky"]
 
 

@@ -14,6 +14,9 @@ from neurflow_kb import Circuit
 from neurflow_kb.labels import DEFAULT_TEMPLATES, METHOD, label_circuit, load_clip
 from neurflow_kb.world import CONCEPTS, WORLD_CLASSES, world_clip_dir
 
+#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:

@@ -8,10 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import CLI, PLANTED_CLASSES, Planted
 from planted import VOCABULARY
 
 from neurflow_kb import Circuit
+
+#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+pytestmark = pytest.mark.slow
 
 
 def planted_concepts(circuit: Circuit, planted: Planted) -> dict[tuple[int, int], list[str | None]]:

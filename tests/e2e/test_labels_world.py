@@ -15,6 +15,9 @@ from neurflow_kb import Circuit, NeurFlow, NeurFlowConfig
 from neurflow_kb.models import get_adapter
 from neurflow_kb.world import CONCEPTS, generate, region_concepts, world_clip_dir
 
+#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+pytestmark = pytest.mark.slow
+
 # bee (yellow striped circle with an antenna) among wasps and ladybugs: its circuit must tell yellow
 # stripes from red dots, so its groups split by planted concept
 CLASSES = ("bee", "wasp", "ladybug")

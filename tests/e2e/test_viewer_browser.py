@@ -6,11 +6,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import ARTIFACTS, CLI, Planted
 
 from neurflow_kb import Circuit
 from neurflow_kb.labels import label_circuit, load_clip
 from neurflow_kb.viewer import from_circuit
+
+#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+pytestmark = pytest.mark.slow
 
 
 def open_page(browser, path: Path):
@@ -129,7 +133,7 @@ TOY_NAMES = [f"toy{j}" for j in range(10)]
 
 
 def toy(cls: int) -> Circuit:
-    from neurflow_kb.store.synthetic import synthetic_circuit
+    from neurflow_kb_dev.synthetic import synthetic_circuit
 
     return synthetic_circuit(cls, chain=(("conv", 32), ("b1", 48), ("b2", 48), ("logits", 10)),
                              nodes_per_layer=(2, 10, 20), tau=6, model="toy", weights="random",
@@ -151,8 +155,8 @@ def test_two_classes_side_by_side_match_groups_by_shared_neurons(browser, tmp_pa
 
 def test_one_class_of_two_models_side_by_side_from_the_store(browser, tmp_path: Path) -> None:
     from neurflow_kb.store import LadybugStore
-    from neurflow_kb.store.synthetic import synthetic_circuit, synthetic_labels
     from neurflow_kb.viewer.store_view import compare_store_view
+    from neurflow_kb_dev.synthetic import synthetic_circuit, synthetic_labels
 
     twin = synthetic_circuit(1, chain=(("stem", 24), ("s1", 40), ("s2", 40), ("s3", 64), ("head", 10)),
                              nodes_per_layer=(3, 12, 24, 30), tau=8, model="twin", weights="v2",

@@ -17,7 +17,7 @@ from neurflow_kb.artifact import Circuit
 from neurflow_kb.store import LadybugStore, Neo4jStore
 from neurflow_kb.store.encoders import circuit_recipes
 from neurflow_kb.store.graph import DERIVED_RELS, MODEL_RELS, model_key, model_rows, runs_rows
-from neurflow_kb.store.synthetic import synthetic_circuit
+from neurflow_kb_dev.synthetic import synthetic_circuit
 
 TOY_CHAIN = (("conv", 32), ("b1", 48), ("b2", 48), ("logits", 10))
 MINI_CHAIN = (("stem", 24), ("s1", 40), ("s2", 40), ("s3", 64), ("head", 12))

@@ -13,7 +13,7 @@ from neurflow_kb.compare import circuit_similarity, concept_use
 from neurflow_kb.errors import UserError
 from neurflow_kb.store import LadybugStore
 from neurflow_kb.store.links import ResemblanceConfig, link_runs, resemblances
-from neurflow_kb.store.synthetic import synthetic_circuit, synthetic_labels
+from neurflow_kb_dev.synthetic import synthetic_circuit, synthetic_labels
 
 TWIN_CHAIN = (("stem", 24), ("s1", 40), ("s2", 40), ("s3", 64), ("head", 10))
 TOY_NAMES = [f"toy{j}" for j in range(10)]

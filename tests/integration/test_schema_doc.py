@@ -13,7 +13,7 @@ import pytest
 from neurflow_kb.store import LadybugStore
 from neurflow_kb.store.schema import schema
 from neurflow_kb.store.schema_doc import DOC_PATH, EXAMPLES, neo4j_rules, render
-from neurflow_kb.store.synthetic import SYNTHETIC_CONCEPTS, synthetic_labels
+from neurflow_kb_dev.synthetic import SYNTHETIC_CONCEPTS, synthetic_labels
 
 #: The examples' parameters mapped onto the test knowledge base (models toy and mini, classes toy0..).
 TEST_PARAMS = {"model": "toy", "class": "toy1", "class_a": "toy1", "class_b": "toy2", "layer": "b2",

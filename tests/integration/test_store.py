@@ -153,7 +153,7 @@ def test_ladybug_many_single_class_writes_on_one_handle_stay_within_its_buffer_p
     pool until the connection closes; with one connection a 256 MB pool was full after 4 single-class
     ResNet-50-sized writes (2 GiB after about 70: an ingest of many classes failed). The store renews its
     connection between batches, so 16 writes on one open handle fit."""
-    from neurflow_kb.store.synthetic import synthetic_circuit
+    from neurflow_kb_dev.synthetic import synthetic_circuit
 
     with LadybugStore(tmp_path / "kb.lbug", buffer_pool_size=256 << 20) as st:
         for cls in range(16):

@@ -21,7 +21,7 @@ import pytest
 from neurflow_kb import queries
 from neurflow_kb.artifact import Circuit
 from neurflow_kb.store import LadybugStore, Neo4jStore
-from neurflow_kb.store.synthetic import synthetic_circuit
+from neurflow_kb_dev.synthetic import synthetic_circuit
 
 # A reader process: queries the embedded file in a loop (opening it afresh each time, as the CLI does)
 # until STOP exists, and prints one JSON line per query: its start, end and what it saw, or its error.
@@ -188,7 +188,7 @@ WRITER = r"""
 import json, sys, time
 from pathlib import Path
 from neurflow_kb.store import Neo4jStore
-from neurflow_kb.store.synthetic import synthetic_circuit
+from neurflow_kb_dev.synthetic import synthetic_circuit
 uri, user, db, start, classes, batch = sys.argv[1:7]
 chain = (("conv", 64), ("b1", 96), ("b2", 96), ("b3", 128), ("logits", 40))
 circuits = [synthetic_circuit(int(c), chain=chain, nodes_per_layer=(3, 12, 24, 30), tau=8, model="race",

@@ -13,7 +13,7 @@ import pytest
 
 from neurflow_kb import queries
 from neurflow_kb.store import LadybugStore, Neo4jStore
-from neurflow_kb.store.synthetic import synthetic_circuit
+from neurflow_kb_dev.synthetic import synthetic_circuit
 
 
 def big_artifacts(tmp_path, n: int) -> list[str]:

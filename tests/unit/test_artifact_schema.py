@@ -153,3 +153,14 @@ def test_cli_load_refuses_bad_artifacts_before_writing_anything(base: Path, tmp_
     ok = invoke(["load", str(good), "--store", str(kb), "--quiet"])
     assert ok.exit_code == 0, ok.output
     assert _runs(kb, "complete") == [world_circuit().key] and _runs(kb, "writing") == []
+
+
+def test_the_schema_checks_a_manifest_on_its_own() -> None:
+    # the schema module directly (no files): a valid manifest passes, a bad field is one line naming it
+    from neurflow_kb.artifact_schema import validate_manifest
+
+    manifest = dict(world_circuit().manifest)
+    validate_manifest(manifest, "memory")
+    with pytest.raises(UserError, match="target_class") as info:
+        validate_manifest(dict(manifest, target_class=manifest["num_classes"]), "memory")
+    assert "\n" not in str(info.value)

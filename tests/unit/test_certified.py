@@ -162,6 +162,7 @@ LITE0_PHOTOS = ("chelsea", "coffee")
 LITE0_CFG = NeurFlowConfig(tau=8, top_k=4, class_filter="all", max_nodes_per_layer=8, fast_tolerance=0.05)
 
 
+@pytest.mark.slow
 def test_lite0_certified_core_sets_equal_exact(lite0) -> None:
     adapter, x = lite0
     exact = NeurFlow(LITE0_CFG)

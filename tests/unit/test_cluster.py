@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import neurflow_kb
+from neurflow_kb.cli import main
 from neurflow_kb.cluster import RayOptions, parse_shard, shard_classes
 from neurflow_kb.errors import UserError
 
@@ -75,33 +77,36 @@ def test_cluster_room_never_imports_the_store_or_the_engine() -> None:
         assert not bad, (f.name, bad)
 
 
-def _cli(args: list[str], *, block_ray: bool) -> subprocess.CompletedProcess:
-    prelude = "import sys; sys.modules['ray'] = None; " if block_ray else ""   # `import ray` then fails
-    code = prelude + "from neurflow_kb.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
+def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, *, block_ray: bool) -> Result:
+    """`neurflow-kb ARGS` in-process (the console script's group: exit code 2, one stderr line)."""
+    if block_ray:
+        monkeypatch.setitem(sys.modules, "ray", None)          # `import ray` then fails, as when absent
+    return CliRunner().invoke(main, args)
 
 
-def test_ray_without_ray_installed_is_one_line_and_exit_2(tmp_path: Path) -> None:
+def test_ray_without_ray_installed_is_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
     images = tmp_path / "val"
     images.mkdir()
     arts = tmp_path / "arts"
     r = _cli(["ingest", "world", "--classes", "0-3", "--images", str(images), "--artifacts", str(arts),
-              "--store", str(tmp_path / "kb.lbug"), "--ray", "local", "--quiet"], block_ray=True)
-    assert r.returncode == 2, r.stderr
+              "--store", str(tmp_path / "kb.lbug"), "--ray", "local", "--quiet"], monkeypatch, block_ray=True)
+    assert r.exit_code == 2, r.stderr
     err = r.stderr.strip().splitlines()
     assert err == ["Error: --ray needs Ray, which is not installed: pip install 'neurflow-kb[cluster]'"]
     assert not arts.exists() and not (tmp_path / "kb.lbug").exists()        # refused before any work
 
 
-def test_an_address_where_no_ray_answers_is_one_line(tmp_path: Path) -> None:
+def test_an_address_where_no_ray_answers_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as probe:          # a port nothing listens on: bound, then closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     images = tmp_path / "val"
     images.mkdir()
     r = _cli(["ingest", "world", "--classes", "0", "--images", str(images), "--artifacts",
-              str(tmp_path / "arts"), "--no-load", "--quiet", "--ray", f"127.0.0.1:{port}"], block_ray=False)
-    assert r.returncode == 2, r.stderr
+              str(tmp_path / "arts"), "--no-load", "--quiet", "--ray", f"127.0.0.1:{port}"], monkeypatch,
+             block_ray=False)
+    assert r.exit_code == 2, r.stderr
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and f"cannot reach a Ray cluster at 127.0.0.1:{port}" in err[0], err
     assert not (tmp_path / "arts").exists()
@@ -109,6 +114,7 @@ def test_an_address_where_no_ray_answers_is_one_line(tmp_path: Path) -> None:
         RayOptions("somewhere").check_reachable()
 
 
+@pytest.mark.slow          # a fresh interpreter
 def test_importing_the_cluster_room_does_not_import_ray() -> None:
     code = "import sys, neurflow_kb.cluster, neurflow_kb.pipeline; print('ray' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -121,10 +127,11 @@ def test_importing_the_cluster_room_does_not_import_ray() -> None:
     (["--max-retries", "2"], "--max-retries only applies with --ray"),
     (["--shard", "2/2"], "--shard 2/2 is out of range"),
 ])
-def test_cli_refuses_mixed_or_bad_distribution_options(tmp_path: Path, args: list[str], word: str) -> None:
+def test_cli_refuses_mixed_or_bad_distribution_options(tmp_path: Path, args: list[str], word: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     images = tmp_path / "val"
     images.mkdir()
     r = _cli(["ingest", "world", "--classes", "0-3", "--images", str(images), "--artifacts",
-              str(tmp_path / "arts"), "--no-load", "--quiet", *args], block_ray=False)
-    assert r.returncode == 2, r.stderr
+              str(tmp_path / "arts"), "--no-load", "--quiet", *args], monkeypatch, block_ray=False)
+    assert r.exit_code == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and word in r.stderr, r.stderr

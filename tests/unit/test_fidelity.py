@@ -11,7 +11,7 @@ from torch import nn
 from neurflow_kb.artifact import Circuit
 from neurflow_kb.errors import UserError
 from neurflow_kb.models import ModelAdapter
-from neurflow_kb.world.fidelity import (
+from neurflow_kb_dev.fidelity import (
     accuracy_with_masks,
     concept_recovery,
     core_sets,

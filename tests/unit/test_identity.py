@@ -121,6 +121,7 @@ print(a.name, a.weights)
 """
 
 
+@pytest.mark.slow          # a second process
 def test_custom_modules_get_distinct_identities_stable_across_processes(tmp_path: Path) -> None:
     import torchvision
 

@@ -31,7 +31,7 @@ from neurflow_kb.labels import (
 from neurflow_kb.labels.broad import broad_sections
 from neurflow_kb.labels.clip import _reachable
 from neurflow_kb.labels.images import to_pil
-from neurflow_kb.store.synthetic import synthetic_circuit
+from neurflow_kb_dev.synthetic import synthetic_circuit
 
 CLI = str(Path(sys.executable).with_name("neurflow-kb"))
 TINY = {"embed_dim": 16,

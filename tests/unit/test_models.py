@@ -449,3 +449,16 @@ def test_preprocess() -> None:
         Preprocess(interpolation="lanczos9")
     with pytest.raises(UserError, match="crop <= resize"):
         Preprocess(resize=100, crop=224)
+
+
+def test_registered_adapters_come_from_their_room() -> None:
+    # the world registers its two classifiers itself (models imports nothing of the world)
+    from neurflow_kb.models.registry import RegisteredAdapter, register_adapter
+    from neurflow_kb.world import world_weights_id
+
+    info = {a.name: a for a in list_adapters()}
+    assert info["world"].weights == world_weights_id() and info["world"].num_classes == 12
+    assert get_adapter("World-Plain", weights="random").name == "world_plain"
+    with pytest.raises(UserError, match="already a built-in model"):
+        register_adapter(RegisteredAdapter("resnet50", "x", ("fc",), lambda w, s: None,  # type: ignore
+                                           lambda: "x"))

@@ -19,8 +19,8 @@ def test_wheel_ships_every_runtime_file(tmp_path: Path) -> None:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "neurflow_kb", src / "neurflow_kb",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for pkg in ("neurflow_kb", "neurflow_kb_dev"):
+        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(out)], check=True, cwd=tmp_path)
@@ -32,5 +32,8 @@ def test_wheel_ships_every_runtime_file(tmp_path: Path) -> None:
     assert len(wanted) > 40
     missing = [str(p.relative_to(ROOT)) for p in wanted if str(p.relative_to(ROOT)) not in shipped]
     assert not missing, missing
+    # development support (training, fidelity metrics, synthetic circuits) stays out of the wheel
+    assert not [n for n in shipped if n.startswith("neurflow_kb_dev/")]
+    assert "neurflow_kb/world/train.py" not in shipped and "neurflow_kb/store/synthetic.py" not in shipped
     assert (ROOT / "cypher").resolve() == package / "cypher"
     assert (ROOT / "ingest").resolve() == package / "ingest"

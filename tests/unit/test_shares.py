@@ -11,7 +11,7 @@ import pytest
 
 from neurflow_kb import Circuit
 from neurflow_kb.shares import compute_shares, percent
-from neurflow_kb.store.synthetic import synthetic_circuit
+from neurflow_kb_dev.synthetic import synthetic_circuit
 
 
 def hand_built() -> tuple[pd.DataFrame, pd.DataFrame]:

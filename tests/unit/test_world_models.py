@@ -27,7 +27,7 @@ from neurflow_kb.world import (
 )
 from neurflow_kb.world.classifier import CLASSIFIER_FILE
 from neurflow_kb.world.plain import PLAIN_FILE
-from neurflow_kb.world.train import (
+from neurflow_kb_dev.world_train import (
     TEST_SEED,
     ClassifierTraining,
     ClipTraining,

@@ -1,9 +1,9 @@
 """Seeded, reproducible training of the world classifier and the tiny world CLIP on this CPU.
 
-    python -m neurflow_kb.world.train classifier          # ~3 min, writes assets/world_classifier.pt
-    python -m neurflow_kb.world.train plain               # ~4 min, writes assets/world_plain.pt
-    python -m neurflow_kb.world.train clip                # ~5 min, writes assets/world_clip/
-    python -m neurflow_kb.world.train evaluate            # accuracy of the shipped checkpoints
+    python -m neurflow_kb_dev.world_train classifier          # ~3 min, writes assets/world_classifier.pt
+    python -m neurflow_kb_dev.world_train plain               # ~4 min, writes assets/world_plain.pt
+    python -m neurflow_kb_dev.world_train clip                # ~5 min, writes assets/world_clip/
+    python -m neurflow_kb_dev.world_train evaluate            # accuracy of the shipped checkpoints
 
 Training data are drawn fresh from the generator (a new seed per epoch or step), never the test seeds.
 Determinism: fixed seeds, `torch.use_deterministic_algorithms`, a fixed thread count (1 by default);
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib.metadata
 import json
 import math
 import sys
@@ -30,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classifier import CLASSIFIER_FILE, WorldNet, load_world_classifier
-from .clip import (
+from neurflow_kb.engine.neurflow import package_versions
+from neurflow_kb.world.classifier import CLASSIFIER_FILE, WorldNet, load_world_classifier
+from neurflow_kb.world.clip import (
     CLIP_DIR,
     CLIP_WEIGHTS,
     CONCEPT_TEMPLATES,
@@ -42,7 +42,7 @@ from .clip import (
     new_world_clip,
     write_clip_configs,
 )
-from .generator import (
+from neurflow_kb.world.generator import (
     CONCEPTS,
     IMAGE_SIZE,
     WorldBatch,
@@ -51,7 +51,7 @@ from .generator import (
     region_caption,
     region_concepts,
 )
-from .plain import PLAIN_FILE, WorldPlainNet, load_world_plain
+from neurflow_kb.world.plain import PLAIN_FILE, WorldPlainNet, load_world_plain
 
 TEST_SEED = 7            # the held-out test set of the accuracy figures and the tests
 _CLASSIFIER_SEEDS = 1_000_000
@@ -64,13 +64,7 @@ def _say(message: str) -> None:
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("torch", "numpy", "pillow", "open_clip_torch"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "absent"
-    return out
+    return package_versions(("torch", "numpy", "pillow", "open_clip_torch"), missing="absent")
 
 
 @contextlib.contextmanager
@@ -423,7 +417,7 @@ def save_clip(result: TrainResult, directory: Path = CLIP_DIR) -> Path:
 
 def evaluate_shipped(n: int = 1000, threads: int = 1) -> dict[str, float]:
     """Accuracy figures of the shipped checkpoints on the held-out test seed."""
-    from .clip import load_world_clip
+    from neurflow_kb.world.clip import load_world_clip
 
     torch.set_num_threads(threads)
     out = {"classifier_test_accuracy": classifier_accuracy(load_world_classifier(), n),
@@ -436,7 +430,8 @@ def evaluate_shipped(n: int = 1000, threads: int = 1) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: train the classifier or the tiny CLIP, or evaluate the shipped checkpoints."""
-    p = argparse.ArgumentParser(prog="python -m neurflow_kb.world.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m neurflow_kb_dev.world_train",
+                                description=__doc__.split("\n")[0])
     p.add_argument("what", choices=["classifier", "plain", "clip", "evaluate"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)

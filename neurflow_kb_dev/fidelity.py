@@ -21,11 +21,7 @@ import pandas as pd
 import torch
 from scipy.stats import pearsonr, spearmanr
 
-from ..errors import UserError
-
-
-def _channel_dim(adapter: Any, x: torch.Tensor) -> int:
-    return x.dim() - 1 if getattr(adapter, "tokens", False) and x.dim() == 3 else 1
+from neurflow_kb.errors import UserError
 
 
 def _broadcast_keep(keep: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -85,7 +81,7 @@ def logits_with_keep(adapter: Any, images: torch.Tensor, layer: str, keep: torch
     top = adapter.layers[-1]
     act = torch.cat([adapter.activations(images[i:i + batch_size], [layer])[layer]
                      for i in range(0, len(images), batch_size)])
-    dim = _channel_dim(adapter, act)
+    dim = adapter.channel_dim(act)
     n = act.shape[0]
     per = max(1, batch_size // max(1, n))
     out = []
@@ -111,7 +107,7 @@ def channel_masks(adapter: Any, keep: dict[str, torch.Tensor]) -> Iterator[None]
 
     def make(k: torch.Tensor) -> Callable[..., torch.Tensor]:
         def hook(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-            dim = _channel_dim(adapter, output)
+            dim = adapter.channel_dim(output)
             shape = [1] * output.dim()
             shape[dim] = k.numel()
             return output * k.view(shape).to(output.dtype).to(output.device)
@@ -209,7 +205,7 @@ def layer_fidelity(adapter: Any, images: torch.Tensor, target: int, core: dict[s
 def upper_under_masks(adapter: Any, lower: str, upper: str, neuron: int, lower_maps: torch.Tensor,
                       keep: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """Pooled activation [M, D] of `neuron` of `upper` over D crops when `lower` is multiplied by keep[m]."""
-    dim = _channel_dim(adapter, lower_maps)
+    dim = adapter.channel_dim(lower_maps)
     d = lower_maps.shape[0]
     out = np.empty((keep.shape[0], d), dtype=np.float64)
     chunk = max(1, batch_size)
@@ -264,7 +260,7 @@ def optimality(adapter: Any, lower: str, upper: str, neuron: int, lower_maps: to
 def ig_importance(adapter: Any, lower: str, upper: str, neuron: int, exemplar_maps: torch.Tensor,
                   steps: int = 16, batch_size: int = 256) -> np.ndarray:
     """I(m) = mean over exemplars of |IG_m| for every lower channel m (the engine's batched IG)."""
-    from ..engine.ig import integrated_gradients
+    from neurflow_kb.engine.ig import integrated_gradients
 
     rows = torch.arange(exemplar_maps.shape[0])
     targets = torch.full((exemplar_maps.shape[0],), int(neuron), dtype=torch.long)
@@ -392,7 +388,7 @@ def exemplar_concepts(circuit: Any, batch: Any) -> dict[int, set[str]]:
 
     `batch` is the `WorldBatch` the circuit was fitted on (as a tensor: image sources 'tensor:i').
     """
-    from .generator import region_concepts
+    from neurflow_kb.world.generator import region_concepts
 
     sources = circuit.tables["images"]["source"].astype(str).tolist()
     origin = []

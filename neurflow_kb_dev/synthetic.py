@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..artifact import Circuit
+from neurflow_kb.artifact import Circuit
 
 RESNET50_CHAIN = (("layer3.5", 1024), ("layer4.0", 2048), ("layer4.1", 2048), ("layer4.2", 2048),
                   ("fc", 1000))
