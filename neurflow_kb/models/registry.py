@@ -41,6 +41,7 @@ from ..errors import UserError
 from .adapter import ModelAdapter, Preprocess
 from .identity import cached_file_id, remember_file_id
 from .lite0 import LITE0_MEAN, LITE0_STD, EfficientNetLite0, packaged_weights_path, stage_end_blocks
+from .reference import BUILTIN, ModelRef, build_reference, resolve
 
 
 @dataclass(frozen=True)
@@ -123,16 +124,10 @@ _SPECS: dict[str, _Spec] = {
 }
 
 
-def _normalise_name(name: str) -> str:
-    return str(name).strip().lower().replace("-", "_")
-
-
-def _spec(name: str) -> _Spec:
-    key = _normalise_name(name)
-    if key not in _SPECS:
-        raise UserError(f"unknown model '{name}'; known models: {', '.join(_SPECS)} "
-                        "(or wrap your own nn.Module with ModelAdapter.from_module(model, layers))")
-    return _SPECS[key]
+def resolve_model(name: str) -> ModelRef:
+    """What a model name refers to: a built-in, a torchvision classifier or a timm model (any spelling
+    users type; see `reference.canonical_name`)."""
+    return resolve(name, tuple(_SPECS))
 
 
 def _tv_weights_enum(name: str) -> Any:
@@ -299,13 +294,17 @@ def _build_world(name: str, weights: str, seed: int) -> _Built:
 
 def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | None = None,
                 device: str | torch.device = "cpu", seed: int = 0) -> ModelAdapter:
-    """Build a built-in model adapter by name, e.g. ``get_adapter("resnet50", weights="random")``.
+    """Build a model adapter by name, e.g. ``get_adapter("resnet50", weights="random")``: a built-in, or
+    any torchvision classifier (``torchvision:NAME``) or timm model (``timm:NAME``) with a derived chain.
 
     ``adapter.weights`` is the published weights name for pretrained weights and ``sha256:<16 hex>`` of
     the tensors otherwise (a weights file's id is cached by path, size and mtime). A `layers` chain given
     here is verified before anything else runs.
     """
-    spec = _spec(name)
+    ref = resolve_model(name)
+    if ref.source != BUILTIN:
+        return build_reference(ref, weights, layers, device, seed)
+    spec = _SPECS[ref.name]
     weights = str(weights)
     read_at = time.time_ns()          # before a weights file is read (see identity's racy-entry rule)
     if spec.name == _LITE0:
