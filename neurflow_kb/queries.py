@@ -54,12 +54,12 @@ def _model_keys(store: BaseStore, model: str | None) -> list[str]:
                         "`neurflow-kb load`")
     if model is None:
         return df["model"].tolist()
-    def norm(text: object) -> str:       # registry names: 'world-plain' and 'world_plain' are one model
-        return str(text).strip().lower().replace("-", "_")
-
     hit = df[(df["model"] == model) | (df["name"] == model)]
-    if hit.empty:
-        hit = df[df["name"].map(norm) == norm(model)]
+    if hit.empty:   # any spelling of the canonical name ('EfficientNet-Lite0', 'torchvision:resnet18')
+        from .model_names import same_model
+
+        hit = df[[same_model(model, n) or same_model(model, k) for n, k in zip(df["name"], df["model"],
+                                                                                 strict=True)]]
     if hit.empty:
         raise UserError(f"unknown model {model!r}; the knowledge base has {', '.join(df['model'])} "
                         "(see `neurflow-kb query models`)")

@@ -26,10 +26,11 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..model_names import canonical_name
+from ..model_names import loose_name as _loose
 from .adapter import ModelAdapter, Preprocess, _first_tensor, _Hooks, probe_modules
 
 BUILTIN, TORCHVISION, TIMM = "builtin", "torchvision", "timm"
-_PREFIXES = {"torchvision": TORCHVISION, "tv": TORCHVISION, "timm": TIMM}
 _TIMM_MISSING = "timm is not installed: pip install timm (or pip install 'neurflow-kb[timm]')"
 #: Modules that only pass their input on: never a stage of a derived chain.
 _PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
@@ -46,24 +47,6 @@ class ModelRef:
     def canonical(self) -> str:
         """The one name of this model in keys, the store, the viewer and every command."""
         return f"timm:{self.name}" if self.source == TIMM else self.name
-
-
-def canonical_name(text: str) -> str:
-    """The canonical spelling of a model name or key as a user types it, without checking that the model
-    exists (store names of custom modules are compared in this form too): ``torchvision:ResNet-50`` ->
-    ``resnet50``, ``TIMM:ResNet18`` -> ``timm:resnet18``, ``world-plain@world-1`` -> ``world_plain@world-1``
-    (a key's weights id after ``@`` is kept as it is)."""
-    raw = str(text).strip()
-    name, at, weights = raw.partition("@")
-    prefix, colon, rest = name.partition(":")
-    source = _PREFIXES.get(prefix.strip().lower()) if colon else None
-    base = (rest if source else name).strip().lower()
-    if source == TIMM:
-        arch, dot, tag = base.partition(".")
-        base = "timm:" + arch.replace("-", "_") + dot + tag
-    else:
-        base = base.replace("-", "_")
-    return base + (at + weights.strip() if at else "")
 
 
 def _timm() -> Any:
@@ -90,6 +73,22 @@ def timm_models() -> list[str] | None:
     return sorted(timm.list_models())
 
 
+def _pick(name: str, known: Sequence[str]) -> str | None:
+    """`name` itself when known, else the one known name it loosely equals (None when none or several)."""
+    if name in known:
+        return name
+    hits = sorted({k for k in known if _loose(k) == _loose(name)})
+    return hits[0] if len(hits) == 1 else None
+
+
+def _unknown(kind: str, text: str, name: str, known: Sequence[str], prefix: str = "") -> UserError:
+    close = difflib.get_close_matches(name, list(dict.fromkeys(known)), n=5, cutoff=0.6)
+    hint = f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
+    return UserError(f"unknown {kind} '{str(text)[:80]}'{hint} (built-ins: see `neurflow-kb models`; any "
+                     "torchvision classifier as torchvision:NAME, any timm model as timm:NAME; all of them: "
+                     "`neurflow-kb models --all`)")
+
+
 def resolve(text: str, builtins: Sequence[str]) -> ModelRef:
     """The model a user's name refers to (a built-in, a torchvision classifier or a timm model); an
     unknown name is one line naming the closest known ones."""
@@ -98,25 +97,21 @@ def resolve(text: str, builtins: Sequence[str]) -> ModelRef:
         raise UserError(f"model {str(text)[:80]!r}: give a model name, not a knowledge-base key (drop "
                         "'@...'; weights go to --weights)")
     if canon.startswith("timm:"):
-        name = canon[len("timm:"):]
-        timm = _timm()
-        if not name or not timm.is_model(name.partition(".")[0]):
-            close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-            hint = f"; did you mean {', '.join('timm:' + c for c in close)}?" if close else ""
-            raise UserError(f"unknown timm model {name!r}{hint} (`neurflow-kb models --all` lists them)")
-        return ModelRef(TIMM, name)
-    if canon in builtins:
-        return ModelRef(BUILTIN, canon)
+        arch, dot, tag = canon[len("timm:"):].partition(".")
+        names = _timm().list_models()
+        found = _pick(arch, names) if arch else None
+        if found is None:
+            raise _unknown("timm model", text, arch, names, "timm:")
+        return ModelRef(TIMM, found + dot + tag)
+    found = _pick(canon, builtins)
+    if found is not None:
+        return ModelRef(BUILTIN, found)
     tv = torchvision_classifiers()
-    if canon in tv:
-        return ModelRef(TORCHVISION, canon)
+    found = _pick(canon, tv)
+    if found is not None:
+        return ModelRef(TORCHVISION, found)
     prefixed = str(text).strip().lower().startswith(("torchvision:", "tv:"))
-    close = difflib.get_close_matches(canon, [*builtins, *tv], n=5, cutoff=0.6)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    what = "torchvision classifier" if prefixed else "model"
-    raise UserError(f"unknown {what} '{text}'{hint} (built-ins: {', '.join(builtins)}; any torchvision "
-                    "classifier as torchvision:NAME, any timm model as timm:NAME; see `neurflow-kb models "
-                    "--all`)")
+    raise _unknown("torchvision classifier" if prefixed else "model", text, canon, [*builtins, *tv])
 
 
 # -- the default chain ------------------------------------------------------------------------------
@@ -286,5 +281,5 @@ def referable_models(builtins: Sequence[str]) -> list[dict[str, str]]:
     return out
 
 
-__all__ = ["BUILTIN", "TIMM", "TORCHVISION", "ModelRef", "build_reference", "canonical_name", "derive_chain",
+__all__ = ["BUILTIN", "TIMM", "TORCHVISION", "ModelRef", "build_reference", "derive_chain",
            "referable_models", "resolve", "timm_models", "torchvision_classifiers"]

@@ -42,6 +42,7 @@ from .adapter import ModelAdapter, Preprocess
 from .identity import cached_file_id, remember_file_id
 from .lite0 import LITE0_MEAN, LITE0_STD, EfficientNetLite0, packaged_weights_path, stage_end_blocks
 from .reference import BUILTIN, ModelRef, build_reference, resolve
+from .reference import referable_models as _referable
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,12 @@ def list_adapters() -> list[AdapterInfo]:
         weights = _LITE0_WEIGHTS_ID if spec.name == _LITE0 else _tv_weights_enum(spec.name).DEFAULT.name
         out.append(AdapterInfo(spec.name, spec.description, spec.layers, weights, spec.tokens))
     return out
+
+
+def referable_models() -> list[dict[str, str]]:
+    """Every model a name can refer to (built-ins, torchvision classifiers, timm models when timm is
+    installed) as {name, source}, by canonical name; builds nothing."""
+    return _referable(tuple(_SPECS))
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
