@@ -82,3 +82,18 @@ def test_the_listed_name_and_its_spellings_work_in_every_command(kb, tmp_path):
             if name.startswith("query") and name != "query compare":
                 assert "world_plain@" in r.stdout, (typed, name, r.stdout)
         assert "world_plain" in (tmp_path / f"v-{typed}.html").read_text()
+
+
+def test_readable_group_keys(kb):
+    _, _, _, store = kb
+    rows = json.loads(invoke(["query", "drivers", "bee", "--model", "world-plain", "--store", store,
+                              "--json"]).stdout)
+    first = rows[0]
+    assert first["group"] == f"world_plain/bee/{first['layer']}/{first['group_index']}"
+    for typed in (first["group"], first["group_key"], f"World-Plain/2/{first['layer']}/{first['group_index']}"):
+        for command in ("group", "path"):
+            r = invoke(["query", command, typed, "--store", store, "--json"])
+            assert r.exit_code == 0, (typed, command, r.output)
+            assert first["group_key"] in r.stdout
+    r = invoke(["query", "group", f"world_plain/bee/{first['layer']}/99", "--store", store])
+    assert r.exit_code == 2 and r.output.startswith("Error: unknown group") and "has no group 99" in r.output
