@@ -90,10 +90,28 @@ def test_readable_group_keys(kb):
                               "--json"]).stdout)
     first = rows[0]
     assert first["group"] == f"world_plain/bee/{first['layer']}/{first['group_index']}"
-    for typed in (first["group"], first["group_key"], f"World-Plain/2/{first['layer']}/{first['group_index']}"):
+    spelled = f"World-Plain/2/{first['layer']}/{first['group_index']}"
+    for typed in (first["group"], first["group_key"], spelled):
         for command in ("group", "path"):
             r = invoke(["query", command, typed, "--store", store, "--json"])
             assert r.exit_code == 0, (typed, command, r.output)
             assert first["group_key"] in r.stdout
     r = invoke(["query", "group", f"world_plain/bee/{first['layer']}/99", "--store", store])
     assert r.exit_code == 2 and r.output.startswith("Error: unknown group") and "has no group 99" in r.output
+
+
+def test_multi_class_ingest_continues_past_classes_without_images(kb, tmp_path):
+    """Classes without images (ladybug, and mug between the two with images) are skipped, the others
+    written, and the skipped ones reported together at the end with exit code 3."""
+    _, images, _, _ = kb
+    store = tmp_path / "kb.lbug"
+    r = CliRunner().invoke(main, ["ingest", "world", "--classes", "ladybug,bee,mug,wasp", "--images",
+                                  str(images), "--store", str(store), "--artifacts", str(tmp_path / "arts"),
+                                  "--max-images", "2", *SMALL, "--filter", "true"], env={"NEO4J_URI": None})
+    assert r.exit_code == 3, (r.output, r.exception)
+    assert "written class 2 (bee)" in r.stdout and "written class 3 (wasp)" in r.stdout
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("Warning: 2 classes skipped, no images selected:")
+    assert "(ladybug)" in last and "(mug)" in last
+    runs = json.loads(invoke(["query", "runs", "--model", "world", "--store", store, "--json"]).stdout)
+    assert sorted(row["class_name"] for row in runs) == ["bee", "wasp"]

@@ -68,8 +68,9 @@ def test_chain_through_a_skip_connection_is_refused(ref):
 
 def test_skip_chain_refused_by_the_cli_in_one_line(photos, tmp_path):
     out = tmp_path / "out"
+    layers = ",".join(THROUGH_SKIP["timm:resnet18"])
     r = invoke(["circuit", "--model", "timm:resnet18", "--weights", "random", "--images", str(photos),
-                "--class", "1", "--out", str(out), "--layers", ",".join(THROUGH_SKIP["timm:resnet18"]), *SMALL])
+                "--class", "1", "--out", str(out), "--layers", layers, *SMALL])
     assert r.exit_code == 2, r.output
     lines = [line for line in r.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: layer chain check failed for layer3.1.conv2")
