@@ -214,8 +214,7 @@ def bench_load_rate(args, cluster, plan, root: Path, kind: str, batch: int) -> d
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--classes", type=int, default=64, help="ResNet-50-shaped artifacts to load (Ladybug's "
-                    "buffer pool fills after about 70 single-class writes on one open handle)")
+    ap.add_argument("--classes", type=int, default=64, help="ResNet-50-shaped artifacts to load")
     ap.add_argument("--distinct", type=int, default=20, help="distinct generated circuits among them")
     ap.add_argument("--batches", default="1,8,64", help="classes per loader batch, comma list")
     ap.add_argument("--pings", type=int, default=200)

@@ -42,6 +42,10 @@ _COMMITTED = "committed successfully"
 T = TypeVar("T")
 
 
+#: Writes after which the writer's connection is renewed before its next statement (`_renew_connection`).
+_WRITES_PER_CONNECTION = 32
+
+
 def _plain(v: Any) -> Any:
     """Ladybug values -> plain Python (nodes / relationships become property dicts without ids)."""
     if isinstance(v, dict):
@@ -121,6 +125,7 @@ class LadybugStore(BaseStore):
         self._schema_done = False
         self._in_tx = False
         self._replaced_in_tx = 0
+        self._writes_on_conn = 0
         # a writable store answers read queries from a read-only handle, reopened after each write
         self._ro: tuple[Any, Any] | None = None
         self._generation = 0
@@ -261,6 +266,8 @@ class LadybugStore(BaseStore):
     def _exec(self, cypher: str, params: dict[str, Any] | None = None, write: bool = True) -> Any:
         if self._conn is None:
             self.open()
+        if self._writes_on_conn >= _WRITES_PER_CONNECTION and not self._in_tx:
+            self._renew_connection()
         try:
             res = self._conn.execute(cypher, params or {})
         except RuntimeError as e:
@@ -268,7 +275,21 @@ class LadybugStore(BaseStore):
             raise
         if write:
             self._generation += 1
+            self._writes_on_conn += 1
         return res
+
+    def _renew_connection(self) -> None:
+        """Replace the writer's connection by a fresh one (outside transactions): Ladybug keeps every
+        statement prepared on a connection, with the memory of its bound tables, in the buffer pool until
+        the connection closes — one connection for many batches fills a 2 GiB pool after about 70. Done
+        before a statement, never after one, so no result still being read is closed."""
+        import ladybug
+
+        if self._conn is None or self._in_tx:
+            return
+        self._conn.close()
+        self._conn = ladybug.Connection(self._db)
+        self._writes_on_conn = 0
 
     def _retrying(self, call: Callable[[Any], T]) -> T:
         """`call(reader connection)`, again on a fresh handle while a writer leaves the file briefly
@@ -324,8 +345,11 @@ class LadybugStore(BaseStore):
             except RuntimeError:
                 pass  # the failed statement may have ended the transaction already
             raise
-        self._in_tx = False
-        self._exec("COMMIT")
+        try:
+            self._exec("COMMIT")
+        finally:
+            self._in_tx = False
+        self._writes_on_conn = _WRITES_PER_CONNECTION  # the next statement starts a fresh connection
         return out
 
     # read queries ---------------------------------------------------------------------------------

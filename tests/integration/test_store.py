@@ -146,3 +146,17 @@ def test_read_only_store_refuses_writes_and_needs_the_file(lbug_path, kbh):
         with pytest.raises(UserError, match="--write"):
             ro.run_query("MATCH (r:Run) DETACH DELETE r")
         assert len(ro.run_keys()) == 1
+
+
+def test_ladybug_many_single_class_writes_on_one_handle_stay_within_its_buffer_pool(tmp_path):
+    """Ladybug keeps what each statement prepared on a connection (with its bound tables) in the buffer
+    pool until the connection closes; with one connection a 256 MB pool was full after 4 single-class
+    ResNet-50-sized writes (2 GiB after about 70: an ingest of many classes failed). The store renews its
+    connection between batches, so 16 writes on one open handle fit."""
+    from neurflow_kb.store.synthetic import synthetic_circuit
+
+    with LadybugStore(tmp_path / "kb.lbug", buffer_pool_size=256 << 20) as st:
+        for cls in range(16):
+            st.write_circuits([synthetic_circuit(cls)])
+        runs = st.run_query("MATCH (r:Run) WHERE r.status = 'complete' RETURN count(r) AS n")
+    assert runs["n"].iloc[0] == 16
