@@ -243,8 +243,7 @@ def build_reference(ref: ModelRef, weights: str = "default", layers: Sequence[st
     """An adapter of a torchvision classifier or a timm model; the chain is `layers` or the derived one,
     verified either way. Weights ids: torchvision's published name for its default weights, the tensors'
     content hash (``sha256:<16 hex>``) for everything else, timm's pretrained weights included."""
-    from .identity import cached_file_id, remember_file_id
-    from .registry import _build_torchvision, _imagenet_categories, _Spec
+    from .registry import _build_torchvision, _imagenet_categories, _Spec, finish_adapter
 
     read_at = time.time_ns()
     weights = str(weights)
@@ -263,13 +262,7 @@ def build_reference(ref: ModelRef, weights: str = "default", layers: Sequence[st
     chain = list(layers) if layers else derive_chain(model, preprocess.crop, ref.canonical)
     adapter = ModelAdapter(model, chain, name=ref.canonical, weights=weights_id, weights_source=source,
                            preprocess=preprocess, class_names=categories, check_chain=True)
-    if path is not None:
-        known = cached_file_id(path, ref.canonical)
-        if known is not None:
-            adapter._adopt_digest(known)
-        else:
-            remember_file_id(path, ref.canonical, adapter.weights, hashed_at=read_at)
-    return adapter.to(device)
+    return finish_adapter(adapter, path, read_at, device)
 
 
 def referable_models(builtins: Sequence[str]) -> list[dict[str, str]]:

@@ -324,12 +324,19 @@ def get_adapter(name: str, weights: str = "default", layers: Sequence[str] | Non
     adapter = ModelAdapter(model, list(layers) if layers is not None else list(spec.layers), name=spec.name,
                            weights=weights_id, weights_source=source, preprocess=preprocess,
                            class_names=categories, tokens=spec.tokens, check_chain=layers is not None)
+    return finish_adapter(adapter, path, read_at, device)
+
+
+def finish_adapter(adapter: ModelAdapter, path: str | None, read_at: int, device: str | torch.device
+                   ) -> ModelAdapter:
+    """Take a weights file's cached content id (or record the one just computed; `read_at`: ns before the
+    file was read) and move the adapter to `device`."""
     if path is not None:
-        known = cached_file_id(path, spec.name)
+        known = cached_file_id(path, adapter.name)
         if known is not None:
             adapter._adopt_digest(known)
         else:
-            remember_file_id(path, spec.name, adapter.weights, hashed_at=read_at)
+            remember_file_id(path, adapter.name, adapter.weights, hashed_at=read_at)
     return adapter.to(device)
 
 
