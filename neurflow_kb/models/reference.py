@@ -81,10 +81,11 @@ def _pick(name: str, known: Sequence[str]) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _unknown(kind: str, text: str, name: str, known: Sequence[str], prefix: str = "") -> UserError:
+def _unknown(kind: str, text: str, name: str, known: Sequence[str], builtins: Sequence[str],
+             prefix: str = "") -> UserError:
     close = difflib.get_close_matches(name, list(dict.fromkeys(known)), n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(prefix + c for c in close)}?" if close else ""
-    return UserError(f"unknown {kind} '{str(text)[:80]}'{hint} (built-ins: see `neurflow-kb models`; any "
+    return UserError(f"unknown {kind} '{str(text)[:80]}'{hint} (known models: {', '.join(builtins)}; any "
                      "torchvision classifier as torchvision:NAME, any timm model as timm:NAME; all of them: "
                      "`neurflow-kb models --all`)")
 
@@ -101,7 +102,7 @@ def resolve(text: str, builtins: Sequence[str]) -> ModelRef:
         names = _timm().list_models()
         found = _pick(arch, names) if arch else None
         if found is None:
-            raise _unknown("timm model", text, arch, names, "timm:")
+            raise _unknown("timm model", text, arch, names, builtins, "timm:")
         return ModelRef(TIMM, found + dot + tag)
     found = _pick(canon, builtins)
     if found is not None:
@@ -111,7 +112,7 @@ def resolve(text: str, builtins: Sequence[str]) -> ModelRef:
     if found is not None:
         return ModelRef(TORCHVISION, found)
     prefixed = str(text).strip().lower().startswith(("torchvision:", "tv:"))
-    raise _unknown("torchvision classifier" if prefixed else "model", text, canon, [*builtins, *tv])
+    raise _unknown("torchvision classifier" if prefixed else "model", text, canon, [*builtins, *tv], builtins)
 
 
 # -- the default chain ------------------------------------------------------------------------------

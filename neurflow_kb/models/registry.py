@@ -1,4 +1,5 @@
-"""Built-in model adapters: torchvision classifiers plus the offline EfficientNet-Lite0, by name.
+"""Built-in model adapters: torchvision classifiers plus the offline EfficientNet-Lite0, by name; any
+other torchvision classifier or timm model is built by `reference.py` (``torchvision:NAME``, ``timm:NAME``).
 
 Weights: ``"default"`` (torchvision's DEFAULT pretrained weights, read from the torch hub cache only: this
 module never downloads), ``"random"`` (seeded random init), a torchvision weights name such as
