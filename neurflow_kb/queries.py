@@ -139,6 +139,8 @@ def drivers(store: StoreLike, cls: ClassLike, model: str | None = None, layer: s
     with _opened(store) as st:
         keys = _resolve(st, cls, model)
         df = run_named(st, "drivers", classes=keys, layer=layer or "", limit=int(limit))
+    if df.empty:
+        return df.assign(group=pd.Series([], dtype=object))
     df["group"] = [short_group_key(*row) for row in zip(df["model"], df["class"], df["class_name"],
                                                          df["layer"], df["group_index"], strict=True)]
     return df
