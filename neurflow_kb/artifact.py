@@ -164,6 +164,19 @@ class Circuit:
         config, data); see `circuit_key`."""
         return circuit_key(self.manifest)
 
+    def __repr__(self) -> str:
+        """One short line (model, class, layer chain, node and group counts), not the tables themselves:
+        a circuit's tables run to thousands of rows."""
+        m = self.manifest
+        layers = [str(x) for x in m.get("layers") or []]
+        chain = " > ".join(layers if len(layers) <= 6 else [*layers[:2], "...", *layers[-3:]])
+        name = m.get("class_name")
+        cls = f"{self.target_class} {name!r}" if name else str(self.target_class)
+        labelled = ", labelled" if len(self.tables["labels"]) else ""
+        return (f"Circuit(model={m.get('model')}@{m.get('weights')}, class={cls}, layers={len(layers)} "
+                f"[{chain}], nodes={len(self.tables['nodes'])}, groups={len(self.tables['groups'])}"
+                f"{labelled})")
+
     # -- views ----------------------------------------------------------------------------------
     def strongest_groups(self, per_layer: int = 3) -> pd.DataFrame:
         """Top groups of every layer by their share of the class (`abs_share`), top layer first."""

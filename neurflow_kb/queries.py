@@ -400,6 +400,18 @@ def embedding_encoders(store: StoreLike, model: str | None = None) -> pd.DataFra
         return run_named(st, "embedding_encoders", models=_model_keys(st, model))
 
 
+def _check_recorded(store: Any, recipe: Any) -> None:
+    """Refuse a CLIP whose id the store records with other weights (a different encoder, same name)."""
+    if recipe is None:
+        return
+    from .labels.recipes import EncoderRecipe, check_same
+
+    recorded = store.encoders()
+    row = recorded[recorded["key"] == recipe.encoder]
+    if len(row):
+        check_same(EncoderRecipe.from_dict(row.iloc[0].to_dict(), where=store.describe()), recipe)
+
+
 def search(store: StoreLike, text: str | Sequence[float], clip: TextEncoder | None = None, *,
            encoder: str | None = None, model: str | None = None, limit: int = 10,
            templates: Sequence[str] | None = None) -> pd.DataFrame:
@@ -429,6 +441,7 @@ def search(store: StoreLike, text: str | Sequence[float], clip: TextEncoder | No
             have = ", ".join(sorted(set(encs["encoder"].astype(str))))
             raise UserError(f"the groups are embedded with {have}, not {encoder}; search with the same CLIP "
                             "(--clip-model / --clip-pretrained / --clip-checkpoint)")
+        _check_recorded(st, getattr(clip, "recipe", None))
         if len(vector) not in set(int(d) for d in mine["dim"]):
             raise UserError(f"the query vector has {len(vector)} values but {encoder} embeddings have "
                             f"{int(mine['dim'].iloc[0])}")

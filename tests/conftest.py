@@ -36,6 +36,8 @@ class Neo4jServer:
     pid: int | None = None
     #: where LOAD CSV's file:/// URLs point (set when scripts/neo4j-server started the server)
     import_dir: str | None = None
+    #: HTTP address for Neo4j Browser and the HTTP API (NEO4J_HTTP_URL, written by scripts/neo4j-server)
+    http_url: str | None = None
 
     @property
     def auth(self) -> tuple[str, str]:
@@ -74,7 +76,8 @@ def _server_from(env: dict[str, str]) -> Neo4jServer:
     pid = env.get("NEO4J_PID")
     return Neo4jServer(uri=env["NEO4J_URI"], user=env.get("NEO4J_USER", "neo4j"),
                        password=env.get("NEO4J_PASSWORD", ""), database=env.get("NEO4J_DATABASE", "neo4j"),
-                       pid=int(pid) if pid else None, import_dir=env.get("NEO4J_IMPORT_DIR") or None)
+                       pid=int(pid) if pid else None, import_dir=env.get("NEO4J_IMPORT_DIR") or None,
+                       http_url=env.get("NEO4J_HTTP_URL") or None)
 
 
 @pytest.fixture(scope="session")

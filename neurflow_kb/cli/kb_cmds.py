@@ -149,10 +149,13 @@ def emit(result: pd.DataFrame | dict[str, pd.DataFrame], fmt: str | None,
 def clip_model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Which CLIP model (and prompt templates) to use: shared by `label`, `ingest --label`, `query search`."""
     options = [
-        click.option("--clip-model", default="ViT-B-32", show_default=True,
-                     help="open_clip architecture (used with --clip-pretrained or a weights file)."),
-        click.option("--clip-pretrained", default="openai", show_default=True,
-                     help="open_clip pretrained tag; weights come from the local cache or are downloaded."),
+        click.option("--clip-model", default=None,
+                     help="open_clip architecture (used with --clip-pretrained or a weights file), or a "
+                     "registered local encoder (neurflow-world-clip). Default: the encoder the knowledge "
+                     "base records for its groups, else ViT-B-32."),
+        click.option("--clip-pretrained", default=None,
+                     help="open_clip pretrained tag (default openai); weights come from the local cache or "
+                     "are downloaded."),
         click.option("--clip-checkpoint", default=None, metavar="PATH",
                      help="Offline weights: an open_clip checkpoint file (with --clip-model) or a folder "
                      "with open_clip_config.json and weights."),
@@ -211,12 +214,33 @@ def check_templates(templates: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(templates) or DEFAULT_TEMPLATES
 
 
-def open_clip_encoder(clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
+def open_clip_encoder(clip_model: str | None, clip_pretrained: str | None, clip_checkpoint: str | None,
                       device: str = "cpu"):
-    """Load CLIP from the shared options (missing weights offline fail at once with a UserError)."""
-    from ..labels import load_clip
+    """Load CLIP from the shared options (missing weights offline fail at once with a UserError); options
+    not given take open_clip's ViT-B-32 / openai."""
+    from ..labels import DEFAULT_MODEL, DEFAULT_PRETRAINED, load_clip
 
-    return load_clip(clip_model, clip_pretrained, clip_checkpoint, device=device)
+    return load_clip(clip_model or DEFAULT_MODEL, clip_pretrained or DEFAULT_PRETRAINED, clip_checkpoint,
+                     device=device)
+
+
+def store_clip_encoder(store: Any, clip_model: str | None, clip_pretrained: str | None,
+                       clip_checkpoint: str | None, device: str = "cpu", model: str | None = None,
+                       required: bool = False):
+    """CLIP for work on a knowledge base: the one the options name, else the encoder recorded for the
+    groups (of `model`) that are already embedded, else ViT-B-32 / openai (or, when `required`, a
+    one-line error: nothing is embedded yet)."""
+    if clip_model or clip_pretrained or clip_checkpoint:
+        return open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, device)
+    from ..labels.recipes import load_recorded, stored_encoder
+
+    recipe = stored_encoder(store, model)
+    if recipe is not None:
+        return load_recorded(recipe, device)
+    if required:
+        raise UserError("no group has a CLIP embedding yet; label the knowledge base first (`neurflow-kb "
+                        "label`, or `neurflow-kb ingest --label`)")
+    return open_clip_encoder(None, None, None, device)
 
 
 # -- init / load -----------------------------------------------------------------------------------
@@ -371,12 +395,13 @@ def q_concept(text: str, model: str | None, fmt: str | None, opts: StoreOptions)
 @clip_model_options
 @output_options
 @store_options
-def q_search(text: str, model: str | None, limit: int, device: str, clip_model: str, clip_pretrained: str,
-             clip_checkpoint: str | None, templates: tuple[str, ...], fmt: str | None,
-             opts: StoreOptions) -> None:
+def q_search(text: str, model: str | None, limit: int, device: str, clip_model: str | None,
+             clip_pretrained: str | None, clip_checkpoint: str | None, templates: tuple[str, ...],
+             fmt: str | None, opts: StoreOptions) -> None:
     """Groups that look like TEXT (CLIP text vs group image embeddings), with the class each one drives.
 
-    Use the CLIP the groups were labelled with (`neurflow-kb label` records it)."""
+    Without --clip-* options it loads the CLIP the groups were labelled with, as the knowledge base
+    records it (its weights checked against the recorded digest)."""
     from .. import queries
 
     templates = check_templates(templates)
@@ -387,8 +412,9 @@ def q_search(text: str, model: str | None, limit: int, device: str, clip_model: 
         if not path.exists():
             raise UserError(f"{path} does not exist; create the knowledge base with `neurflow-kb ingest` or "
                             "`neurflow-kb load` first, or pass --store / --neo4j")
-    clip = open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, device)
     with opts.open(read_only=True) as store:
+        clip = store_clip_encoder(store, clip_model, clip_pretrained, clip_checkpoint, device, model,
+                                  required=True)
         df = queries.search(store, text, clip, model=model, limit=limit, templates=templates)
     if fmt is None and len(df):
         df = df.assign(labels=[", ".join(v) for v in df["labels"]])
@@ -680,7 +706,8 @@ def ingest(ctx: click.Context, recipe: str, classes: str, images: str | None, ar
            replace: bool, do_label: bool, skip_bad_images: bool, workers: int | None,
            decode_workers: int | None, ray_address: str | None, gpus_per_worker: float | None,
            cpus_per_worker: float, max_retries: int, shard: str | None, no_load: bool, plan_only: bool,
-           opts: StoreOptions, clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
+           opts: StoreOptions, clip_model: str | None, clip_pretrained: str | None,
+           clip_checkpoint: str | None,
            vocabulary: str, top_n: int, templates: tuple[str, ...], label_method: Any, **kw: Any) -> None:
     """Compute class circuits of a model (a recipe from ingest/ or a built-in model name) and write them
     to the knowledge base; circuits already saved under --artifacts are reused. One prediction pass over

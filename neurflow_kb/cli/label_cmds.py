@@ -16,6 +16,7 @@ from .kb_cmds import (
     clip_options,
     label_method_options,
     open_clip_encoder,
+    store_clip_encoder,
     store_options,
 )
 
@@ -44,12 +45,15 @@ def _print_labels(circuit, per_group: int = 3, limit: int = 12) -> None:
 @click.option("--replace", is_flag=True, help="Store mode: relabel groups that already have labels.")
 @click.option("--device", default="cpu", show_default=True, help="Device for CLIP.")
 @store_options
-def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, clip_checkpoint: str | None,
+def label(artifacts: tuple[str, ...], clip_model: str | None, clip_pretrained: str | None,
+          clip_checkpoint: str | None,
           vocabulary: str, top_n: int, templates: tuple[str, ...], label_method: Any, kb_model: str | None,
           kb_class: str | None, replace: bool, device: str, opts: StoreOptions) -> None:
     """Label neuron groups with CLIP concepts: the given artifact folders (rewritten in place), or,
     without ARTIFACTS, the groups of the knowledge base (from their stored thumbnails). By default a
-    group's concepts are those that set it apart from the rest of its run (docs/labels.md)."""
+    group's concepts are those that set it apart from the rest of its run (docs/labels.md). Without
+    --clip-* options the knowledge base is labelled with the CLIP its groups are already embedded with
+    (as it records it), else ViT-B-32 / openai."""
     from ..labels import load_vocabulary
 
     templates = check_templates(templates)
@@ -63,11 +67,11 @@ def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, cli
                                 "`neurflow-kb circuit --out`")
             check_destination(p, flag="artifact")  # rewritten in place: only folders neurflow-kb wrote
     vocab = load_vocabulary(vocabulary)
-    clip = open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, device)
     if paths:
         from ..artifact import Circuit
         from ..labels import label_circuit
 
+        clip = open_clip_encoder(clip_model, clip_pretrained, clip_checkpoint, device)
         for p in paths:
             circuit = label_circuit(Circuit.load(p), clip, vocab, top_n=top_n, templates=templates,
                                     method=label_method)
@@ -81,6 +85,7 @@ def label(artifacts: tuple[str, ...], clip_model: str, clip_pretrained: str, cli
     from ..labels.kb import label_store
 
     with opts.open() as store:
+        clip = store_clip_encoder(store, clip_model, clip_pretrained, clip_checkpoint, device, kb_model)
         summary = label_store(store, clip, vocab, top_n=top_n, model=kb_model, cls=kb_class, replace=replace,
                               templates=templates, method=label_method)
         click.echo(summary)

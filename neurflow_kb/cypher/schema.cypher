@@ -8,6 +8,7 @@ CREATE CONSTRAINT run_key IF NOT EXISTS FOR (n:Run) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT group_key IF NOT EXISTS FOR (n:NeuronGroup) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT concept_key IF NOT EXISTS FOR (n:Concept) REQUIRE n.key IS UNIQUE;
 CREATE CONSTRAINT image_key IF NOT EXISTS FOR (n:Image) REQUIRE n.key IS UNIQUE;
+CREATE CONSTRAINT encoder_key IF NOT EXISTS FOR (n:Encoder) REQUIRE n.key IS UNIQUE;
 CREATE INDEX model_name IF NOT EXISTS FOR (n:Model) ON (n.name);
 CREATE INDEX layer_model IF NOT EXISTS FOR (n:Layer) ON (n.model);
 CREATE INDEX neuron_model IF NOT EXISTS FOR (n:Neuron) ON (n.model);

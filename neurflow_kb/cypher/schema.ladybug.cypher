@@ -9,6 +9,9 @@ CREATE NODE TABLE IF NOT EXISTS Run(key STRING PRIMARY KEY, model STRING, target
 CREATE NODE TABLE IF NOT EXISTS NeuronGroup(key STRING PRIMARY KEY, run STRING, model STRING, target_class INT64, layer STRING, depth INT64, `index` INT64, size INT64, n_neurons INT64, silhouette DOUBLE, influence DOUBLE, abs_influence DOUBLE, share DOUBLE, abs_share DOUBLE, n_exemplars INT64, thumbnails STRING[], embedding FLOAT[], embedding_encoder STRING);
 CREATE NODE TABLE IF NOT EXISTS Concept(key STRING PRIMARY KEY, text STRING, vocabulary STRING);
 CREATE NODE TABLE IF NOT EXISTS Image(key STRING PRIMARY KEY, uri STRING, label INT64, predicted INT64);
+// Encoder: how to load a label encoder again (key = the encoder id LABELED.encoder and
+// NeuronGroup.embedding_encoder carry); digest = sha256 of its weights' tensors.
+CREATE NODE TABLE IF NOT EXISTS Encoder(key STRING PRIMARY KEY, kind STRING, model STRING, pretrained STRING, path STRING, digest STRING);
 CREATE REL TABLE IF NOT EXISTS HAS_LAYER(FROM Model TO Layer);
 CREATE REL TABLE IF NOT EXISTS HAS_NEURON(FROM Layer TO Neuron);
 CREATE REL TABLE IF NOT EXISTS HAS_CLASS(FROM Model TO Class);

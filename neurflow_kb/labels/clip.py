@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ..errors import UserError
+from .recipes import LOCAL_ENCODERS, EncoderRecipe, local_encoder_dir, make_recipe
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
@@ -205,6 +206,8 @@ def resolve_weights(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT
     neither given, cached nor downloadable (offline, or the download host does not answer in 2 s)."""
     if checkpoint:
         return _checkpoint_weights(checkpoint, model)
+    if model in LOCAL_ENCODERS:                   # a registered local encoder, e.g. the world's tiny CLIP
+        return _checkpoint_weights(local_encoder_dir(model), model)
     if model not in builtin_models():
         raise UserError(f"unknown CLIP model {model!r}; use one of open_clip's architectures (e.g. ViT-B-32, "
                         "ViT-B-16, RN50) or pass --clip-checkpoint PATH")
@@ -242,12 +245,15 @@ class ClipEncoder:
     """A loaded open_clip model: unit-length image and text embeddings in one shared space.
 
     `encoder` identifies the weights (stored with labels and group embeddings, so that text search uses
-    the same space); `logit_scale` is the model's learned temperature (100 for OpenAI's CLIP).
+    the same space), `recipe` how to load them again and their content digest; `logit_scale` is the
+    model's learned temperature (100 for OpenAI's CLIP).
     """
 
     def __init__(self, model: Any, preprocess: Any, tokenizer: Any, encoder: str,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", recipe: EncoderRecipe | None = None) -> None:
         self.model = model.eval()
+        #: how to load this encoder again (recorded in knowledge bases beside its labels)
+        self.recipe = recipe
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.encoder = encoder
@@ -330,7 +336,12 @@ def load_clip(model: str = DEFAULT_MODEL, pretrained: str | None = DEFAULT_PRETR
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"could not load CLIP {weights.encoder}: {first[:300]}; check --clip-model and "
                         "--clip-checkpoint") from None
-    return ClipEncoder(clip_model, preprocess, tokenizer, weights.encoder, device=device)
+    from ..models.identity import module_digest
+
+    if model in LOCAL_ENCODERS and not checkpoint:
+        checkpoint = local_encoder_dir(model)
+    recipe = make_recipe(weights.encoder, module_digest(clip_model), model, pretrained, checkpoint)
+    return ClipEncoder(clip_model, preprocess, tokenizer, weights.encoder, device=device, recipe=recipe)
 
 
 __all__ = ["ClipEncoder", "ClipWeights", "DEFAULT_MODEL", "DEFAULT_PRETRAINED", "DEFAULT_TEMPLATES",

@@ -44,6 +44,9 @@ def label_store(store: Any, clip: ClipEncoder, vocabulary: str | Vocabulary | li
         raise UserError(f"{store.describe()} has no complete runs to label; add circuits with `neurflow-kb "
                         "ingest` or `neurflow-kb load`")
     labelled = skipped = 0
+    recipe = getattr(clip, "recipe", None)
+    if recipe is not None:                 # how to load this encoder again (refused if its id is taken)
+        store.record_encoders([recipe.to_dict()])
     for run in runs["run"].tolist():
         groups = run_named(store, "label_groups", run=run, vocabulary=vocab.name, encoder=clip.encoder,
                            method=how.name)

@@ -280,6 +280,9 @@ def label_circuit(circuit: Circuit, clip: ClipEncoder, vocabulary: str | Vocabul
     manifest["labels"] = {"encoder": result.encoder, "vocabulary": result.vocabulary, "method": result.method,
                           "top_n": int(top_n), "templates": list(templates), "max_images": int(max_images),
                           "vocabulary_size": len(vocab), **dataclasses.asdict(how)}
+    recipe = getattr(clip, "recipe", None)
+    if recipe is not None:              # how to load the encoder again (recorded by the stores)
+        manifest["labels"]["recipe"] = recipe.to_dict()
     return dataclasses.replace(circuit, manifest=manifest, tables=tables)
 
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 from ..artifact import Circuit
 from ..errors import UserError
 from .checks import check_params, check_rows
+from .encoders import circuit_recipes, record_encoders, recorded_encoders
 from .graph import (
     DERIVED_RELS,
     MODEL_RELS,
@@ -62,9 +63,10 @@ class WriteResult:
 
 @dataclass
 class KBPart:
-    """A piece of a knowledge base for `push`: one model's structure or one run with everything it owns."""
+    """A piece of a knowledge base for `push`: one model's structure, the encoder recipes, or one run
+    with everything it owns."""
 
-    kind: Literal["model", "run"]
+    kind: Literal["model", "encoders", "run"]
     key: str
     rows: GraphRows
     #: (groups, LABELED, ACTIVATES) counts of a run at the source, to notice labels added later
@@ -99,6 +101,8 @@ class GraphStore(Protocol):
     def delete_run(self, key: str) -> None: ...
     def counts(self) -> dict[str, int]: ...
     def write_labels(self, labels: pd.DataFrame, embeddings: pd.DataFrame | None = None) -> int: ...
+    def record_encoders(self, recipes: Iterable[dict[str, Any]]) -> int: ...
+    def encoders(self) -> pd.DataFrame: ...
     def link_runs(self, keys: Iterable[str]) -> int: ...
     def write_activations(self, image: dict[str, Any], rels: pd.DataFrame, run: str) -> int: ...
     def export(self) -> Iterator[KBPart]: ...
@@ -287,9 +291,11 @@ class BaseStore:
             batch.append(c)
             size += len(c.tables["edges"]) + 2 * len(c.tables["nodes"]) + len(c.tables["group_edges"])
             if size >= self.batch_relationships:
+                self.record_encoders(circuit_recipes(batch))
                 results += self._write_circuit_batch(batch, replace, progress)
                 batch, size = [], 0
         if batch:
+            self.record_encoders(circuit_recipes(batch))
             results += self._write_circuit_batch(batch, replace, progress)
         self.link_runs(r.key for r in results if r.status in ("written", "replaced", "recovered"))
         return results
@@ -696,6 +702,21 @@ class BaseStore:
             if len(new):
                 self._insert_rels(key, new)
 
+    # label encoders (`store.encoders`) ------------------------------------------------------------
+    def record_encoders(self, recipes: Iterable[dict[str, Any]]) -> int:
+        """Record how to load label encoders again (`Encoder` nodes; a known id with other weights is
+        refused); returns how many were new."""
+        recipes = list(recipes)
+        if not recipes:
+            return 0
+        self._check_writable()
+        self.init_schema()
+        return record_encoders(self, recipes)
+
+    def encoders(self) -> pd.DataFrame:
+        """The recorded encoder recipes (key = encoder id, kind, model, pretrained, checkpoint, digest)."""
+        return recorded_encoders(self)
+
     # labels and image activations (written to complete runs after the fact) ---------------------
     def write_labels(self, labels: pd.DataFrame, embeddings: pd.DataFrame | None = None) -> int:
         """Label groups: `labels` rows (group_key, concept_key, concept, vocabulary, score, rank, method,
@@ -836,6 +857,9 @@ class BaseStore:
         _, models = self._read("MATCH (m:Model) RETURN m.key ORDER BY m.key")
         for (mk,) in models:
             yield KBPart("model", mk, self.export_model(mk))
+        encoders = self.encoders()
+        if len(encoders):
+            yield KBPart("encoders", "", GraphRows(nodes={"Encoder": encoders}))
         for rk in self.run_keys():
             rows = self.export_run(rk)
             yield KBPart("run", rk, rows, self._run_signature(rk))
@@ -861,6 +885,9 @@ class BaseStore:
             if part.kind == "model":
                 flush()
                 self._ensure_shared(conform(part.rows))
+                continue
+            if part.kind == "encoders":
+                self.record_encoders(records(part.rows.nodes["Encoder"]))
                 continue
             sig = part.signature
             if sig is not None and self.run_status(part.key) == "complete" and \

@@ -103,6 +103,26 @@ def _holder(msg: str) -> str:
         return f" (process {pid})"
 
 
+#: Property names Ladybug reserves as keywords that the schema uses: written `n.index` they fail to parse
+#: there (Neo4j takes them plain), so raw Cypher gets them backticked (docs/schema.md, dialects).
+RESERVED_PROPERTIES = frozenset({"INDEX"})
+
+
+def quote_reserved_properties(cypher: str) -> str:
+    """`n.index` -> n.`index` outside strings and comments, so the same Cypher runs on both stores."""
+    try:
+        toks = tokens(cypher)
+    except UserError:
+        return cypher                   # unreadable text: Ladybug (or the read-only vetting) says why
+    out, last = [], 0
+    for prev, t in zip(toks, toks[1:], strict=False):
+        if t.kind == "word" and t.upper in RESERVED_PROPERTIES and prev.kind == "op" and prev.text == "." \
+                and prev.end == t.pos:
+            out += [cypher[last:t.pos], f"`{t.text}`"]
+            last = t.end
+    return "".join(out) + cypher[last:] if out else cypher
+
+
 class LadybugStore(BaseStore):
     """A knowledge base in one embedded Ladybug file (no server to start)."""
 
@@ -390,6 +410,7 @@ class LadybugStore(BaseStore):
         writes, reads files, calls file-reading table functions or changes settings (docs/security.md)."""
         params = dict(params or {})
         check_params(params)
+        cypher = quote_reserved_properties(cypher)
 
         def run(conn: Any) -> Any:
             if not write:

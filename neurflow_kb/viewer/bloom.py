@@ -36,6 +36,7 @@ NODE_STYLE: dict[str, tuple[str, float, list[str]]] = {
     "NeuronGroup": ("#57C7E3", 1.5, ["layer", "index"]),
     "Concept": ("#FFC454", 1.5, ["text"]),
     "Image": ("#F79767", 2.0, ["uri"]),
+    "Encoder": ("#A5ABB6", 1.0, ["key"]),
 }
 #: Properties too bulky or too internal for Bloom's inspector.
 EXCLUDED = {"thumbnails", "embedding", "config", "versions", "timings", "data_fingerprint", "layers"}

@@ -13,6 +13,7 @@ import torch
 
 from neurflow_kb import Circuit, NeurFlow, NeurFlowConfig
 from neurflow_kb.models import ModelAdapter
+from neurflow_kb.store import LadybugStore, Neo4jStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -73,6 +74,21 @@ def planted(tmp_path_factory: pytest.TempPathFactory, tiny_clip_dir: Path) -> Pl
         circuit = NeurFlow(config).fit(adapter, world.images, cls, progress=False)
         artifacts[cls] = circuit.save(root / f"class-{cls}")
     return Planted(adapter, world, artifacts, tiny_clip_dir)
+
+
+@pytest.fixture(params=["ladybug", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def kb(request, tmp_path: Path):
+    """(store, CLI options) of an empty knowledge base of each kind."""
+    if request.param == "ladybug":
+        path = tmp_path / "kb.lbug"
+        with LadybugStore(path) as st:
+            st.init_schema()
+        yield (lambda read_only=False: LadybugStore(path, read_only=read_only)), ["--store", str(path)]
+        return
+    srv = request.getfixturevalue("neo4j_clean")
+    args = ["--neo4j", srv.uri, "--user", srv.user, "--password", srv.password]
+    yield (lambda read_only=False: Neo4jStore(srv.uri, user=srv.user, password=srv.password,
+                                              database=srv.database, read_only=read_only)), args
 
 
 @pytest.fixture(scope="session")

@@ -18,25 +18,10 @@ from conftest import ARTIFACTS, CLI, Planted
 from neurflow_kb import Circuit, queries
 from neurflow_kb.cli import main
 from neurflow_kb.labels import DEFAULT_TEMPLATES, label_circuit, load_clip
-from neurflow_kb.store import LadybugStore, Neo4jStore
+from neurflow_kb.store import LadybugStore
 from neurflow_kb.store.graph import artifact_labels
 
 CONCEPTS = ["red", "green", "blue", "yellow", "gray", "circle", "square", "stripes", "wood", "sky"]
-
-
-@pytest.fixture(params=["ladybug", pytest.param("neo4j", marks=pytest.mark.neo4j)])
-def kb(request, tmp_path: Path):
-    """(store, CLI options) of an empty knowledge base of each kind."""
-    if request.param == "ladybug":
-        path = tmp_path / "kb.lbug"
-        with LadybugStore(path) as st:
-            st.init_schema()
-        yield (lambda read_only=False: LadybugStore(path, read_only=read_only)), ["--store", str(path)]
-        return
-    srv = request.getfixturevalue("neo4j_clean")
-    args = ["--neo4j", srv.uri, "--user", srv.user, "--password", srv.password]
-    yield (lambda read_only=False: Neo4jStore(srv.uri, user=srv.user, password=srv.password,
-                                              database=srv.database, read_only=read_only)), args
 
 
 @pytest.fixture(scope="module")

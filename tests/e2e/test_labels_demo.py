@@ -15,12 +15,21 @@ from neurflow_kb.labels import DEFAULT_TEMPLATES, METHOD, label_circuit, load_cl
 from neurflow_kb.world import CONCEPTS, WORLD_CLASSES, world_clip_dir
 
 
-@pytest.mark.slow
-def test_demo_prints_and_views_contrastive_labels_that_tell_bee_groups_apart(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    run = subprocess.run([CLI, "demo", "--quiet", "--out", str(out), "--store", str(tmp_path / "kb.lbug")],
-                         capture_output=True, text=True, timeout=1800, cwd=tmp_path)
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`neurflow-kb demo` run once into a temporary folder: (that folder, the finished process)."""
+    tmp_path = tmp_path_factory.mktemp("demo")
+    run = subprocess.run([CLI, "demo", "--quiet", "--out", str(tmp_path / "demo"), "--store",
+                          str(tmp_path / "kb.lbug")], capture_output=True, text=True, timeout=1800,
+                         cwd=tmp_path)
     assert run.returncode == 0, run.stderr
+    return tmp_path, run
+
+
+@pytest.mark.slow
+def test_demo_prints_and_views_contrastive_labels_that_tell_bee_groups_apart(demo) -> None:
+    tmp_path, run = demo
+    out = tmp_path / "demo"
     assert f"labels ({METHOD})" in run.stdout
     bee = Circuit.load(out / "world-02-bee")
     assert set(bee.labels["method"]) == {METHOD}
@@ -41,3 +50,29 @@ def test_demo_prints_and_views_contrastive_labels_that_tell_bee_groups_apart(tmp
     html = (out / "world-bee.html").read_text()
     for concept in new:
         assert f'"concept": "{concept}"' in html or f'"concept":"{concept}"' in html
+
+
+@pytest.mark.slow
+def test_query_search_after_the_demo_needs_no_clip_options(demo) -> None:
+    """The demo's knowledge base records its encoder (the packaged world CLIP, by name), so a text search
+    loads it by itself and ranks the groups the way an explicit --clip-model would."""
+    import json
+
+    tmp_path, _ = demo
+    kb = str(tmp_path / "kb.lbug")
+    bare = subprocess.run([CLI, "query", "search", "yellow", "--store", kb, "--json", "--limit", "5"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert bare.returncode == 0, bare.stderr
+    rows = json.loads(bare.stdout)
+    assert len(rows) == 5 and all(r["group_key"] and r["class_name"] for r in rows)
+    assert [r["similarity"] for r in rows] == sorted((r["similarity"] for r in rows), reverse=True)
+    named = subprocess.run([CLI, "query", "search", "yellow", "--store", kb, "--json", "--limit", "5",
+                            "--clip-model", "neurflow-world-clip"], capture_output=True, text=True,
+                           timeout=300)
+    assert named.returncode == 0 and json.loads(named.stdout) == rows
+    recorded = subprocess.run([CLI, "cypher", "MATCH (e:Encoder) RETURN e.key AS key, e.kind AS kind, "
+                               "e.model AS model, e.path AS path", "--store", kb, "--json"],
+                              capture_output=True, text=True, timeout=300)
+    assert json.loads(recorded.stdout) == [{"key": "local-dir:world_clip", "kind": "local",
+                                            "model": "neurflow-world-clip", "path": None}]
+

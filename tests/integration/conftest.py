@@ -15,6 +15,7 @@ import pytest
 from neurflow_kb import queries
 from neurflow_kb.artifact import Circuit
 from neurflow_kb.store import LadybugStore, Neo4jStore
+from neurflow_kb.store.encoders import circuit_recipes
 from neurflow_kb.store.graph import DERIVED_RELS, MODEL_RELS, model_key, model_rows, runs_rows
 from neurflow_kb.store.synthetic import synthetic_circuit
 
@@ -68,6 +69,7 @@ def expected_counts(circuits: list[Circuit]) -> dict[str, int]:
         out[rtype] = len(pairs.get(rtype, ()))
     for rtype in DERIVED_RELS:          # written between runs of different models once they carry embeddings
         out[rtype] = 0
+    out["Encoder"] = len({r["encoder"] for r in circuit_recipes(circuits)})   # recipes of labelled artifacts
     return out
 
 

@@ -65,6 +65,25 @@ def test_init_load_and_query_formats(tmp_path, artifacts, monkeypatch):
         assert res.exit_code == 0, (args, res.output)
 
 
+def test_json_output_is_one_document_ending_with_a_newline(tmp_path, artifacts, kbh):
+    """`cypher --json` (and every --json / --csv output) ends with a newline, in a real subprocess."""
+    kb = str(tmp_path / "kb.lbug")
+    assert invoke(["load", *artifacts, "--store", kb, "--quiet"]).exit_code == 0
+    for args in (["cypher", "MATCH (c:Class) WHERE c.index < 2 RETURN c.key AS key ORDER BY key", "--json"],
+                 ["cypher", "MATCH (c:Class) WHERE c.index < 0 RETURN c.key AS key", "--json"],
+                 ["cypher", "MATCH (c:Class) RETURN count(c) AS n", "--csv"],
+                 ["query", "models", "--json"]):
+        run = kbh.run_cli([*args, "--store", kb])
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.endswith("\n") and not run.stdout.endswith("\n\n"), repr(run.stdout[-20:])
+        if "--json" in args:
+            rows = json.loads(run.stdout)
+            assert isinstance(rows, list) and run.stdout.count("\n") == 1
+    rows = json.loads(kbh.run_cli(["cypher", "MATCH (c:Class) WHERE c.index < 2 RETURN c.key AS key "
+                                   "ORDER BY key", "--json", "--store", kb]).stdout)
+    assert len(rows) == 4                                   # classes 0 and 1 of both models
+
+
 def test_cypher_parameters_and_read_only_by_default(tmp_path, artifacts):
     kb = str(tmp_path / "kb.lbug")
     assert invoke(["load", *artifacts, "--store", kb, "--quiet"]).exit_code == 0

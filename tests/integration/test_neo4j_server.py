@@ -93,3 +93,63 @@ def test_load_csv_reads_the_import_folder_only(neo4j_server) -> None:
     finally:
         inside.unlink()
         outside.unlink()
+
+
+SERVER_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "neo4j-server"
+
+
+def _http_json(url: str, body: dict | None = None, auth: tuple[str, str] | None = None) -> tuple[int, dict]:
+    import base64
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Accept": "application/json", "Content-Type": "application/json"})
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def _own_server(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Start a second server with scripts/neo4j-server (its defaults) in `tmp_path`: (env file, run env)."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, NEO4J_RUN_DIR=str(tmp_path / "run"), NEO4J_WATCH_PID=str(os.getpid()))
+    env.pop("NEO4J_HTTP_PORT", None)
+    started = subprocess.run([str(SERVER_SCRIPT), "start"], env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert started.returncode == 0, started.stderr[-3000:]
+    values = dict(line.removeprefix("export ").split("=", 1)
+                  for line in (tmp_path / "run" / "env").read_text().splitlines() if "=" in line)
+    assert f"HTTP for Neo4j Browser at {values['NEO4J_HTTP_URL']}" in started.stderr    # address printed
+    return values, env
+
+
+def test_the_server_script_serves_http_for_browser_on_localhost(neo4j_server, tmp_path: Path) -> None:
+    """scripts/neo4j-server starts HTTP by default on a free 127.0.0.1 port and writes NEO4J_HTTP_URL: a GET
+    answers with the discovery document Neo4j Browser reads, and the HTTP API runs Cypher with the password.
+    (The session's server is used when the script started it; otherwise the test starts one.)"""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    own = None
+    if neo4j_server.http_url:
+        values = {"NEO4J_HTTP_URL": neo4j_server.http_url, "NEO4J_URI": neo4j_server.uri,
+                  "NEO4J_USER": neo4j_server.user, "NEO4J_PASSWORD": neo4j_server.password}
+    else:
+        values, own = _own_server(tmp_path)
+    try:
+        url = values["NEO4J_HTTP_URL"]
+        assert urlsplit(url).hostname == "127.0.0.1" and urlsplit(url).port
+        status, discovery = _http_json(url + "/")
+        assert status == 200
+        assert discovery["bolt_direct"] == values["NEO4J_URI"]
+        assert discovery["neo4j_version"].startswith("5.26.")
+        status, result = _http_json(url + "/db/neo4j/query/v2", {"statement": "RETURN 40 + 2 AS x"},
+                                    auth=(values["NEO4J_USER"], values["NEO4J_PASSWORD"]))
+        assert status in (200, 202) and result["data"]["values"] == [[42]]
+    finally:
+        if own is not None:
+            subprocess.run([str(SERVER_SCRIPT), "stop"], env=own, capture_output=True, timeout=180)

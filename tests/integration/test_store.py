@@ -23,7 +23,7 @@ def test_ladybug_tables_match_schema(lbug_path):
             info = st.run_query(f"CALL table_info('{rtype}') RETURN *")
             assert info["name"].tolist() == rel.columns
         assert set(sch.nodes) == {"Model", "Layer", "Neuron", "Class", "Run", "NeuronGroup", "Concept",
-                                  "Image"}
+                                  "Image", "Encoder"}
         assert set(sch.rels["DRIVES"].pairs) == {("NeuronGroup", "NeuronGroup"), ("NeuronGroup", "Class")}
 
 
