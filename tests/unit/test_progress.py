@@ -8,7 +8,7 @@ import re
 
 import pytest
 import torch
-from test_engine import CHAIN, adapter_for, images, small_cnn
+from test_engine import CHAIN, adapter_for, ig_rows, images, small_cnn
 
 from neurflow_kb import NeurFlow, NeurFlowConfig
 from neurflow_kb.engine.ig import integrated_gradients, per_neuron_integrated_gradients
@@ -16,12 +16,7 @@ from neurflow_kb.engine.ig import integrated_gradients, per_neuron_integrated_gr
 
 @pytest.mark.parametrize("share_forward", [True, False])
 def test_integrated_gradients_reports_finished_rows(share_forward) -> None:
-    adapter = adapter_for(small_cnn(), CHAIN)
-    with torch.no_grad():
-        maps = adapter.activations(images(6), ["block1"])["block1"]
-    g = torch.Generator().manual_seed(0)
-    rows = torch.cat([torch.randperm(6, generator=g)[:4] for _ in range(5)])       # 5 targets x 4 exemplars
-    targets = torch.arange(5).repeat_interleave(4) * 3
+    adapter, maps, rows, targets = ig_rows()
     seen: list[int] = []
     plain = integrated_gradients(adapter, "block1", "down", maps, rows, targets, steps=6, batch_size=9,
                                  share_forward=share_forward)
