@@ -18,7 +18,16 @@ if TYPE_CHECKING:     # what `__getattr__` returns, for type checkers
     from .engine import NeurFlow
     from .errors import StoreError, UserError
     from .labels import LabelMethod, label_circuit, load_clip
-    from .models import ModelAdapter, Preprocess, as_adapter, get_adapter, list_adapters
+    from .model_names import canonical_name
+    from .models import (
+        ModelAdapter,
+        Preprocess,
+        as_adapter,
+        derive_chain,
+        get_adapter,
+        list_adapters,
+        referable_models,
+    )
     from .pipeline import IngestResult, Recipe, ingest, ingest_plan, load_recipe, plan_ingest
     from .store import GraphStore, LadybugStore, Neo4jStore, open_store
 
@@ -36,6 +45,9 @@ _EXPORTS = {
     "get_adapter": "neurflow_kb.models",
     "list_adapters": "neurflow_kb.models",
     "as_adapter": "neurflow_kb.models",
+    "canonical_name": "neurflow_kb.model_names",
+    "derive_chain": "neurflow_kb.models",
+    "referable_models": "neurflow_kb.models",
     "ImageSet": "neurflow_kb.data",
     "load_images": "neurflow_kb.data",
     "open_store": "neurflow_kb.store",
@@ -60,9 +72,9 @@ _EXPORTS = {
 __all__ = [
     "Circuit", "GraphStore", "ImageSet", "IngestResult", "LabelMethod", "LadybugStore",
     "ModelAdapter", "Neo4jStore", "NeurFlow", "NeurFlowConfig", "Preprocess", "RayOptions",
-    "Recipe", "StoreError", "UserError", "as_adapter", "get_adapter", "ingest", "ingest_plan",
-    "label_circuit", "list_adapters", "load_clip", "load_images", "load_recipe", "open_store",
-    "plan_ingest", "queries", "select_images"
+    "Recipe", "StoreError", "UserError", "as_adapter", "canonical_name", "derive_chain", "get_adapter",
+    "ingest", "ingest_plan", "label_circuit", "list_adapters", "load_clip", "load_images", "load_recipe",
+    "open_store", "plan_ingest", "queries", "referable_models", "select_images"
 ]
 
 

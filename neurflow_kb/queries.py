@@ -59,12 +59,12 @@ def _model_keys(store: BaseStore, model: str | None) -> list[str]:
                         "`neurflow-kb load`")
     if model is None:
         return df["model"].tolist()
-    def norm(text: object) -> str:       # registry names: 'world-plain' and 'world_plain' are one model
-        return str(text).strip().lower().replace("-", "_")
-
     hit = df[(df["model"] == model) | (df["name"] == model)]
-    if hit.empty:
-        hit = df[df["name"].map(norm) == norm(model)]
+    if hit.empty:   # any spelling of the canonical name ('EfficientNet-Lite0', 'torchvision:resnet18')
+        from .model_names import same_model
+
+        hit = df[[same_model(model, n) or same_model(model, k) for n, k in zip(df["name"], df["model"],
+                                                                                 strict=True)]]
     if hit.empty:
         raise UserError(f"unknown model {model!r}; the knowledge base has {', '.join(df['model'])} "
                         "(see `neurflow-kb query models`)")
@@ -105,13 +105,51 @@ def class_run_keys(store: BaseStore, cls: ClassLike, model: str | None) -> list[
     return _class_keys(store, cls, _model_keys(store, model))
 
 
+def short_group_key(model: str, cls: int, class_name: str | None, layer: str, index: int) -> str:
+    """The readable form of a group key, ``MODEL/CLASS/LAYER/INDEX`` (``world/bee/layer3/0``): the model's
+    name without its weights id, the class name (its index when it has none or the name holds a '/')."""
+    name = str(class_name) if class_name and "/" not in str(class_name) else str(int(cls))
+    return f"{str(model).split('@')[0]}/{name}/{layer}/{int(index)}"
+
+
+def resolve_group(store: BaseStore, key: str) -> str:
+    """The stored key of a group given as stored (``RUN/LAYER/INDEX``) or in its readable form
+    ``MODEL/CLASS/LAYER/INDEX`` (any spelling of the model name, class by index or name), when that
+    names one complete run; otherwise `UserError`."""
+    text = str(key).strip()
+    if not run_named(store, "group", key=text).empty:
+        return text
+    parts = text.split("/")
+    if len(parts) < 4 or not _INDEX.fullmatch(parts[-1]):
+        raise UserError(f"unknown group {text[:120]!r}; give MODEL/CLASS/LAYER/INDEX (e.g. "
+                        "world/bee/layer3/0) or the group_key of `neurflow-kb query drivers`")
+    model, cls, layer, index = parts[0], "/".join(parts[1:-2]), parts[-2], parts[-1]
+    models = _model_keys(store, model)
+    runs = run_named(store, "runs", models=models, classes=_class_keys(store, cls, models))
+    if len(runs) != 1:
+        listed = ", ".join(runs["run"].astype(str)) or "none"
+        raise UserError(f"group {text[:120]!r}: class {cls!r} of {model} has {len(runs)} complete runs "
+                        f"({listed}); give RUN/LAYER/INDEX with one of them")
+    full = f"{runs['run'].iloc[0]}/{layer}/{int(index)}"
+    if run_named(store, "group", key=full).empty:
+        raise UserError(f"unknown group {text[:120]!r}: run {runs['run'].iloc[0]} has no group {int(index)} "
+                        f"in layer {layer!r} (see `neurflow-kb query drivers {cls} --model {model}`)")
+    return full
+
+
 def drivers(store: StoreLike, cls: ClassLike, model: str | None = None, layer: str | None = None,
             limit: int = 20) -> pd.DataFrame:
     """Groups driving class `cls`, ranked by their share of it (`abs_share`; the shares of a layer sum to
-    1), with the signed `share` and the paper's summed `influence` beside it (optionally one `layer`)."""
+    1), with the signed `share` and the paper's summed `influence` beside it (optionally one `layer`);
+    `group` is the readable key (``MODEL/CLASS/LAYER/INDEX``) that `group`, `path` and `images` take too."""
     with opened_store(store) as st:
         keys = class_run_keys(st, cls, model)
-        return run_named(st, "drivers", classes=keys, layer=layer or "", limit=int(limit))
+        df = run_named(st, "drivers", classes=keys, layer=layer or "", limit=int(limit))
+    if df.empty:
+        return df.assign(group=pd.Series([], dtype=object))
+    df["group"] = [short_group_key(*row) for row in zip(df["model"], df["class"], df["class_name"],
+                                                         df["layer"], df["group_index"], strict=True)]
+    return df
 
 
 def circuit(store: StoreLike, cls: ClassLike, model: str | None = None,
@@ -140,12 +178,11 @@ class GroupInfo:
 
 
 def group(store: StoreLike, key: str) -> GroupInfo:
-    """A neuron group by key (`run/layer/g`): members, labels, exemplar counts, up/downstream groups."""
+    """A neuron group by key (`RUN/LAYER/INDEX` or `MODEL/CLASS/LAYER/INDEX`): members, labels, exemplar
+    counts, up/downstream groups."""
     with opened_store(store) as st:
+        key = resolve_group(st, key)
         summary = run_named(st, "group", key=key)
-        if summary.empty:
-            raise UserError(f"unknown group {key!r}; group keys look like RUN/LAYER/INDEX (see "
-                            "the group_key column of `neurflow-kb query drivers`)")
         parts = [run_named(st, q, key=key) for q in
                  ("group_members", "group_labels", "group_upstream", "group_downstream")]
         return GroupInfo(summary, *parts)
@@ -332,10 +369,8 @@ def path(store: StoreLike, group_key: str, max_steps: int = 64) -> pd.DataFrame:
     """Strongest path from a group up to its class: at each step follow the DRIVES edge maximising
     weight x influence of its target (a class counts 1); ties go to the smaller key."""
     with opened_store(store) as st:
-        start = run_named(st, "group", key=group_key)
-        if start.empty:
-            raise UserError(f"unknown group {group_key!r}; group keys look like RUN/LAYER/INDEX")
-        s = start.iloc[0]
+        group_key = resolve_group(st, group_key)
+        s = run_named(st, "group", key=group_key).iloc[0]
         rows = [{"step": 0, "node": group_key, "kind": "NeuronGroup", "layer": s["layer"],
                  "weight": None, "influence": float(s["influence"]), "score": None}]
         key, seen = group_key, {group_key}
@@ -438,9 +473,7 @@ def search(store: StoreLike, text: str | Sequence[float], clip: TextEncoder | No
 def images(store: StoreLike, group_key: str) -> pd.DataFrame:
     """Images that route through a group: those whose debugging (`debug --save`) found it firing."""
     with opened_store(store) as st:
-        if run_named(st, "group", key=group_key).empty:
-            raise UserError(f"unknown group {group_key!r}; group keys look like RUN/LAYER/INDEX")
-        return run_named(st, "group_images", key=group_key)
+        return run_named(st, "group_images", key=resolve_group(st, group_key))
 
 
 def models(store: StoreLike) -> pd.DataFrame:
@@ -463,6 +496,6 @@ def runs(store: StoreLike, model: str | None = None, cls: ClassLike | None = Non
         return run_named(st, "runs", models=mk, classes=keys)
 
 
-__all__ = ["class_run_keys", "opened_store", "drivers", "circuit", "group", "GroupInfo", "concept",
-           "shared", "similarity", "similar", "compare", "path", "models", "classes", "runs", "run_named",
-           "search", "embedding_encoders", "TextEncoder", "images"]
+__all__ = ["class_run_keys", "opened_store", "drivers", "circuit", "group", "resolve_group",
+           "short_group_key", "GroupInfo", "concept", "shared", "similarity", "similar", "compare", "path",
+           "models", "classes", "runs", "run_named", "search", "embedding_encoders", "TextEncoder", "images"]

@@ -59,7 +59,8 @@ def print_circuit(circuit: Circuit, per_layer: int = 3) -> None:
 
 
 @main.command()
-@click.option("--model", required=True, help="Registry name (see `neurflow-kb models`).")
+@click.option("--model", required=True, help="A built-in (`neurflow-kb models`), torchvision:NAME or "
+              "timm:NAME (`neurflow-kb models --all`).")
 @click.option("--images", required=True, help="Image folder, ImageNet-val folder or file list.")
 @click.option("--class", "cls", required=True, help="Class index or name.")
 @click.option("--out", required=True, help="Folder for the circuit artifact.")
@@ -78,20 +79,35 @@ def circuit(model: str, images: str, cls: str, out: str, per_layer: int, **kw: A
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def models(as_json: bool) -> None:
-    """List the built-in model adapters and their default layer chains."""
+@click.option("--all", "everything", is_flag=True,
+              help="Also every torchvision classifier and timm model (when timm is installed) a --model can "
+                   "name; their layer chains are derived when they are built.")
+def models(as_json: bool, everything: bool) -> None:
+    """List the built-in model adapters and their default layer chains (--all: every referable model)."""
     import json
 
-    from ..models import list_adapters
+    from ..models import list_adapters, referable_models
+    from ..models.reference import timm_models
 
     infos = list_adapters()
+    rows: list[dict[str, Any]] = [
+        {"name": i.name, "source": "builtin", "description": i.description, "layers": list(i.layers),
+         "weights": i.weights} for i in infos]
+    if everything:
+        rows += [{"name": r["name"], "source": r["source"], "description": f"{r['source']} {r['name']}",
+                  "layers": None, "weights": "default"}
+                 for r in referable_models() if r["source"] != "builtin"]
     if as_json:
-        click.echo(json.dumps([{"name": i.name, "description": i.description, "layers": list(i.layers),
-                                "weights": i.weights} for i in infos], indent=2))
+        click.echo(json.dumps(rows, indent=2))
         return
-    for i in infos:
-        click.echo(f"{i.name:<20} {i.description}")
-        click.echo(f"{'':<20} layers: {' -> '.join(i.layers)}")
+    for r in rows:
+        if r["source"] == "builtin":
+            click.echo(f"{r['name']:<20} {r['description']}")
+            click.echo(f"{'':<20} layers: {' -> '.join(r['layers'])}")
+        else:
+            click.echo(f"{r['name']:<34} {r['source']:<12} chain: derived (or --layers)")
+    if everything and timm_models() is None:
+        click.echo("(timm models: not listed, timm is not installed: pip install timm)")
 
 
 def demo_images(folder: Path) -> Path:

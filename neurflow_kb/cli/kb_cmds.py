@@ -357,7 +357,8 @@ def q_circuit(cls: str, model: str | None, min_weight: float, min_share: float, 
 @output_options
 @store_options
 def q_group(key: str, fmt: str | None, opts: StoreOptions) -> None:
-    """One group (KEY = run/layer/index): summary, members, labels, upstream and downstream groups."""
+    """One group (KEY = MODEL/CLASS/LAYER/INDEX such as world/bee/layer3/0, or RUN/LAYER/INDEX): summary,
+    members, labels, upstream and downstream groups."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
@@ -416,7 +417,8 @@ def q_search(text: str, model: str | None, limit: int, device: str, clip_model: 
 @output_options
 @store_options
 def q_images(key: str, fmt: str | None, opts: StoreOptions) -> None:
-    """Images that route through group KEY (saved by `neurflow-kb debug --save`), strongest first."""
+    """Images that route through group KEY (MODEL/CLASS/LAYER/INDEX or RUN/LAYER/INDEX; saved by
+    `neurflow-kb debug --save`), strongest first."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
@@ -508,7 +510,7 @@ def q_compare(cls: str, models: str, encoder: str | None, min_share: float, rank
 @output_options
 @store_options
 def q_path(key: str, fmt: str | None, opts: StoreOptions) -> None:
-    """Strongest path from group KEY up to its class."""
+    """Strongest path from group KEY (MODEL/CLASS/LAYER/INDEX or RUN/LAYER/INDEX) up to its class."""
     from .. import queries
 
     with opts.open(read_only=True) as store:

@@ -66,7 +66,8 @@ def engine_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--weights", default="default", show_default=True,
                      help="'default' (pretrained), 'random', or a state_dict file."),
         click.option("--layers", default=None, help="Comma-separated layer chain, bottom to top, ending "
-                     "with the class-logit layer (default: the model's chain)."),
+                     "with the class-logit layer (default: the model's chain; derived for torchvision:/timm: "
+                     "models)."),
         *(config_option(field) for field in ENGINE_FIELDS),
         click.option("--max-images", type=int, default=None,
                      help="Images per class after class filtering (a seeded choice when more qualify)."),

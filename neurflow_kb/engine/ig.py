@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -184,6 +184,7 @@ def integrated_gradients(
     share_forward: bool = True,
     with_scale: bool = False,
     channels_last: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> IGResult:
     """IG of every row (``inputs[rows[r]]``, target neuron ``targets[r]``) in shared batches.
 
@@ -191,7 +192,8 @@ def integrated_gradients(
     rows index into it, so an exemplar shared by several targets is stored once. Work is split into
     chunks of at most `batch_size` (row, step) pairs; each chunk is one forward (of its distinct
     (exemplar, step) pairs when `share_forward`) and one backward. `allow_tf32` sets TF32 for this call
-    only (None leaves the caller's setting); `with_scale` also returns the absolute attribution mass.
+    only (None leaves the caller's setting); `with_scale` also returns the absolute attribution mass;
+    `progress` is called after each chunk with the number of rows finished so far (all their steps done).
     """
     device = torch.device(device)
     n_rows = int(rows.numel())
@@ -208,6 +210,7 @@ def integrated_gradients(
     pair_step = torch.arange(steps).repeat(len(units.exemplar))
     members_d = units.members.to(device)
     grad_scale = FLOAT16_GRAD_SCALE if dtype == "float16" else 1.0
+    rows_upto = torch.cat([torch.zeros(1, dtype=torch.long), units.width.cumsum(0)])  # rows of units < u
 
     with tf32(allow_tf32):
         for sl in _pair_chunks(units, steps, batch_size):
@@ -236,6 +239,8 @@ def integrated_gradients(
             acc.index_add_(0, index, adapter.reduce_attribution(lower, prod) * w)
             if mass is not None:
                 mass.index_add_(0, index, adapter.reduce_attribution(lower, prod.abs()) * w)
+            if progress is not None:
+                progress(int(rows_upto[sl.stop // steps]))
 
         with torch.no_grad(), _autocast(device, dtype):
             zero = adapter.pool(upper, adapter.run_from(lower, torch.zeros_like(sample), upper)).float()[0]
@@ -260,10 +265,13 @@ def per_neuron_integrated_gradients(
 ) -> IGResult:
     """Reference strategy: one IG call per target neuron, over that neuron's exemplars only."""
     parts = []
+    progress, done = kwargs.pop("progress", None), 0
     for t in torch.unique(targets, sorted=True):
         idx = torch.nonzero(targets == t).flatten()
+        step = None if progress is None else (lambda rows_done, base=done: progress(base + rows_done))
         parts.append((idx, integrated_gradients(adapter, lower, upper, inputs, rows[idx], targets[idx],
-                                                **kwargs)))
+                                                progress=step, **kwargs)))
+        done += len(idx)
     return IGResult.combine(parts, int(rows.numel()), parts[0][1].steps)
 
 

@@ -15,7 +15,7 @@ import importlib.metadata
 import logging
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -176,7 +176,13 @@ class NeurFlow:
         for depth in bar:
             bar.set_postfix_str(f"{chain[depth]} ({len(frontier)} nodes)")
             t0 = time.perf_counter()
-            res = self._transition(adapter, imageset, plan, pooled, chain, depth, frontier, k)
+            with tqdm(total=len(frontier), desc=f"  {chain[depth]}", unit="node", leave=False,
+                      disable=not progress) as nodes_bar:
+                def on_nodes(done: int, b: Any = nodes_bar) -> None:
+                    b.update(done - b.n)
+
+                res = self._transition(adapter, imageset, plan, pooled, chain, depth, frontier, k,
+                                       on_nodes=on_nodes)
             res.seconds = time.perf_counter() - t0
             timings[chain[depth]] = res.seconds
             timings[f"ig:{chain[depth]}"] = res.ig_seconds
@@ -234,14 +240,17 @@ class NeurFlow:
         return out
 
     def _attribute(self, adapter: ModelAdapter, lower: str, upper: str, inputs: torch.Tensor,
-                   rows: torch.Tensor, targets: torch.Tensor, k: int) -> tuple[Attribution, Any]:
+                   rows: torch.Tensor, targets: torch.Tensor, k: int,
+                   on_nodes: Callable[[int], None] | None = None) -> tuple[Attribution, Any]:
         """Attributions of every node (k rows each, node-major) and the exact evaluator of a node subset.
 
         Certified: cheap IG for all nodes, exact IG for the probe and every node whose core set is not
         certain (`engine.certify`). Otherwise one evaluation with the configured precision and steps.
+        `on_nodes` hears how many nodes' worth of rows the pass over every node has finished (progress).
         """
         cfg = self.config
         n_nodes = int(rows.numel()) // k
+        on_rows = None if on_nodes is None else (lambda done: on_nodes(done // k))
         ig = per_neuron_integrated_gradients if cfg.strategy == "per_neuron" else integrated_gradients
         common: dict[str, Any] = dict(batch_size=cfg.ig_batch_size, device=cfg.device,
                                       share_forward=cfg.share_forward, channels_last=cfg.channels_last)
@@ -249,10 +258,10 @@ class NeurFlow:
         def node_rows(nodes: np.ndarray) -> torch.Tensor:
             return torch.as_tensor((np.asarray(nodes)[:, None] * k + np.arange(k)).ravel(), dtype=torch.long)
 
-        def exact(nodes: np.ndarray) -> Any:
+        def exact(nodes: np.ndarray, progress: Callable[[int], None] | None = None) -> Any:
             idx = node_rows(nodes)
             return ig(adapter, lower, upper, inputs, rows[idx], targets[idx], steps=cfg.ig_steps,
-                      dtype="float32", allow_tf32=False, **common)
+                      dtype="float32", allow_tf32=False, progress=progress, **common)
 
         steps, whole = cfg.ig_steps, None
         all_probed = cfg.certify and n_nodes <= cfg.certify_min_probe    # certified by computing all exactly
@@ -264,27 +273,29 @@ class NeurFlow:
             whole = probed if len(probe) == int(rows.numel()) else None   # the probe already is every row
         approximate = cfg.dtype != "float32" or cfg.allow_tf32 or steps != cfg.ig_steps
 
-        def cheap(nodes: np.ndarray, with_scale: bool = False) -> Any:
+        def cheap(nodes: np.ndarray, with_scale: bool = False,
+                  progress: Callable[[int], None] | None = None) -> Any:
             idx = node_rows(nodes)
             return ig(adapter, lower, upper, inputs, rows[idx], targets[idx], steps=steps, dtype=cfg.dtype,
-                      with_scale=with_scale, **common)
+                      with_scale=with_scale, progress=progress, **common)
 
         everything = np.arange(n_nodes)
         if not approximate:
             t0 = time.perf_counter()
-            res = exact(everything)
+            res = exact(everything, on_rows)
             report = Certification("none (exact)", n_nodes, 0, 0, 0.0, 0.0,
                                    exact_seconds=time.perf_counter() - t0) if cfg.certify else None
             return Attribution(res, res.attributions.double().numpy().reshape(n_nodes, k, -1),
                                np.ones(n_nodes, dtype=bool), np.zeros((n_nodes, res.attributions.shape[1])),
                                report=report, steps=res.steps), exact
         if not cfg.certify:
-            res = whole if whole is not None else cheap(everything)
+            res = whole if whole is not None else cheap(everything, progress=on_rows)
             return Attribution(res, res.attributions.double().numpy().reshape(n_nodes, k, -1),
                                np.zeros(n_nodes, dtype=bool), steps=res.steps), exact
         precision = cfg.dtype + (" + TF32" if cfg.allow_tf32 and cfg.dtype == "float32" else "")
         return certify_transition(
-            lambda nodes: cheap(nodes, with_scale=True), exact, n_nodes, k, cfg.tau,
+            lambda nodes: cheap(nodes, with_scale=True, progress=on_rows if len(nodes) == n_nodes else None),
+            exact, n_nodes, k, cfg.tau,
             approximation=f"{precision}, {steps} steps", safety=cfg.certify_safety,
             probe_fraction=cfg.certify_probe, min_probe=cfg.certify_min_probe,
             ordered=cfg.certify_order or cfg.error_range is not None), exact
@@ -331,7 +342,7 @@ class NeurFlow:
 
     def _transition(self, adapter: ModelAdapter, imageset: ImageSet, plan: CropPlan,
                     pooled: dict[str, np.ndarray], chain: list[str], depth: int, neurons: list[int],
-                    k: int) -> LayerResult:
+                    k: int, on_nodes: Callable[[int], None] | None = None) -> LayerResult:
         upper, lower = chain[depth], chain[depth - 1]
         act_up, act_low = pooled[upper], pooled[lower]
         exemplars = {n: top_indices(act_up[:, n], k) for n in neurons}
@@ -344,7 +355,7 @@ class NeurFlow:
             clustering = pool.submit(self._subconcepts, act_low, exemplars)
             t0 = time.perf_counter()
             inputs = self._lower_maps(adapter, imageset, plan, lower, union)
-            attribution, exact = self._attribute(adapter, lower, upper, inputs, rows, targets, k)
+            attribution, exact = self._attribute(adapter, lower, upper, inputs, rows, targets, k, on_nodes)
             importances = importance_of(attribution.attributions)     # I_n(m) = mean_x |IG_m(x; n)|
             cores = self._cores(adapter, imageset, plan, lower, upper, neurons, exemplars, importances,
                                 range(len(neurons)))

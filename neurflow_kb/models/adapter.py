@@ -137,6 +137,40 @@ class _LayerInfo:
     _version: int = field(default=0, repr=False)
 
 
+def probe_modules(model: nn.Module, modules: dict[str, nn.Module], x: Tensor,
+                  label: str) -> dict[str, _LayerInfo]:
+    """One forward of `x` with a hook on every module of `modules`: output shape, calls, completion order
+    and in-place mutation of each (the facts chain checks and the default-chain rule need)."""
+    info = {n: _LayerInfo(shape=None) for n in modules}
+    counter = [0]
+
+    def make(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            rec = info[name]
+            rec.calls += 1
+            rec.order = counter[0]
+            counter[0] += 1
+            if isinstance(output, Tensor):
+                rec.shape = tuple(output.shape[1:])
+                rec._ref, rec._version = output, output._version
+        return hook
+
+    with _Hooks() as hooks, torch.no_grad():
+        for n, m in modules.items():
+            hooks.add(m, make(n))
+        try:
+            model(x)
+        except UserError:
+            raise
+        except Exception as exc:  # the user's model failed on a [1,3,S,S] input
+            raise UserError(f"model {label} failed on a dummy input of shape {list(x.shape)}: {exc}") from exc
+    for rec in info.values():
+        if rec._ref is not None:
+            rec.mutated = rec._ref._version != rec._version
+            rec._ref = None
+    return info
+
+
 def _key_part(what: str, value: str) -> str:
     """A model name or weights id: it becomes part of knowledge-base keys (``name@weights/layer``)."""
     if not value or len(value) > 256 or any(ch in value for ch in "/@") or not value.isprintable() \
@@ -287,36 +321,8 @@ class ModelAdapter:
                                 f"{', '.join(some)} (any dotted name from model.named_modules())")
 
     def _probe(self) -> dict[str, _LayerInfo]:
-        """One dummy forward with a hook on every module: shapes, call counts, order, in-place mutation."""
-        info = {n: _LayerInfo(shape=None) for n in self._modules}
-        counter = [0]
-
-        def make(name: str) -> Callable[..., None]:
-            def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-                rec = info[name]
-                rec.calls += 1
-                rec.order = counter[0]
-                counter[0] += 1
-                if isinstance(output, Tensor):
-                    rec.shape = tuple(output.shape[1:])
-                    rec._ref, rec._version = output, output._version
-            return hook
-
-        with _Hooks() as hooks, torch.no_grad():
-            for n, m in self._modules.items():
-                hooks.add(m, make(n))
-            try:
-                self.model(self._dummy())
-            except UserError:
-                raise
-            except Exception as exc:  # the user's model failed on a [1,3,S,S] input
-                raise UserError(f"model {self.name} failed on a dummy input of shape "
-                                f"{list(self._dummy().shape)}: {exc}") from exc
-        for rec in info.values():
-            if rec._ref is not None:
-                rec.mutated = rec._ref._version != rec._version
-                rec._ref = None
-        return info
+        """One dummy forward with a hook on every module (see `probe_modules`)."""
+        return probe_modules(self.model, self._modules, self._dummy(), self.name)
 
     def _check_runnable(self, names: Iterable[str]) -> None:
         self._check_names(names)
@@ -505,7 +511,13 @@ class ModelAdapter:
             height, width = images.shape[-2:]
             dummy = self._dummy((int(height), int(width)))  # the prefix runs at the images' size
             for lower, upper in zip(self.layers[:-1], self.layers[1:], strict=True):
-                got = self._run(dummy, [upper, last], replace=(lower, clean[lower]))
+                try:
+                    got = self._run(dummy, [upper, last], replace=(lower, clean[lower]))
+                except RuntimeError as exc:   # e.g. a concat of the fed batch with the dummy prefix's
+                    first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+                    raise UserError(f"layer chain check failed for {lower} -> {upper}: the model does not "
+                                    f"run with '{lower}' fed its own activation ({first}); '{upper}' must "
+                                    f"depend on the input only through '{lower}' (use whole blocks)") from exc
                 for target in dict.fromkeys([upper, last]):
                     a, b = got[target], clean[target]
                     diff = float((a - b).abs().max()) if a.shape == b.shape else float("inf")

@@ -269,17 +269,24 @@ def test_fit_scopes_tf32_to_the_config() -> None:
         backends.cuda.matmul.allow_tf32, backends.cudnn.allow_tf32 = saved
 
 
+def ig_rows() -> tuple[ModelAdapter, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """IG inputs on block1 of the small CNN: the adapter, 6 exemplar maps, rows and targets of 5 target
+    neurons x 4 exemplars each (exemplars shared between targets)."""
+    adapter = adapter_for(small_cnn(), CHAIN)
+    with torch.no_grad():
+        maps = adapter.activations(images(6), ["block1"])["block1"]
+    g = torch.Generator().manual_seed(0)
+    rows = torch.cat([torch.randperm(6, generator=g)[:4] for _ in range(5)])
+    targets = torch.arange(5).repeat_interleave(4) * 3
+    return adapter, maps, rows, targets
+
+
 def test_shared_forward_gives_the_rowwise_numbers() -> None:
     """Rows of one exemplar share each (exemplar, step) forward and one batched backward: bit for bit the
     numbers of one (row, step) pair at a time, at every batch size (chunks split units of many targets)."""
     from neurflow_kb.engine.ig import integrated_gradients
 
-    adapter = adapter_for(small_cnn(), CHAIN)
-    with torch.no_grad():
-        maps = adapter.activations(images(6), ["block1"])["block1"]
-    g = torch.Generator().manual_seed(0)
-    rows = torch.cat([torch.randperm(6, generator=g)[:4] for _ in range(5)])       # 5 targets x 4 exemplars
-    targets = torch.arange(5).repeat_interleave(4) * 3
+    adapter, maps, rows, targets = ig_rows()
     rowwise = integrated_gradients(adapter, "block1", "down", maps, rows, targets, steps=12,
                                    share_forward=False, with_scale=True)
     for batch in (7, 64, 1000):
