@@ -8,18 +8,10 @@ import socket
 
 import pandas as pd
 import pytest
-from cli_checks import one_line_error
-from click.testing import CliRunner
 
 from neurflow_kb import queries
-from neurflow_kb.cli import main
 from neurflow_kb.store import LadybugStore, Neo4jStore
-
-
-def invoke(args, env=None):
-    """Run the CLI in-process with no NEO4J_* settings from the test environment unless given."""
-    clean = {k: None for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")}
-    return CliRunner().invoke(main, args, env=clean | (env or {}))
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
 
 @pytest.fixture
@@ -65,21 +57,21 @@ def test_init_load_and_query_formats(tmp_path, artifacts, monkeypatch):
         assert res.exit_code == 0, (args, res.output)
 
 
-def test_json_output_is_one_document_ending_with_a_newline(tmp_path, artifacts, kbh):
-    """`cypher --json` (and every --json / --csv output) ends with a newline, in a real subprocess."""
+def test_json_output_is_one_document_ending_with_a_newline(tmp_path, artifacts):
+    """`cypher --json` (and every --json / --csv output) ends with a newline."""
     kb = str(tmp_path / "kb.lbug")
     assert invoke(["load", *artifacts, "--store", kb, "--quiet"]).exit_code == 0
     for args in (["cypher", "MATCH (c:Class) WHERE c.index < 2 RETURN c.key AS key ORDER BY key", "--json"],
                  ["cypher", "MATCH (c:Class) WHERE c.index < 0 RETURN c.key AS key", "--json"],
                  ["cypher", "MATCH (c:Class) RETURN count(c) AS n", "--csv"],
                  ["query", "models", "--json"]):
-        run = kbh.run_cli([*args, "--store", kb])
-        assert run.returncode == 0, run.stderr
+        run = invoke([*args, "--store", kb])
+        assert run.exit_code == 0, run.stderr
         assert run.stdout.endswith("\n") and not run.stdout.endswith("\n\n"), repr(run.stdout[-20:])
         if "--json" in args:
             rows = json.loads(run.stdout)
             assert isinstance(rows, list) and run.stdout.count("\n") == 1
-    rows = json.loads(kbh.run_cli(["cypher", "MATCH (c:Class) WHERE c.index < 2 RETURN c.key AS key "
+    rows = json.loads(invoke(["cypher", "MATCH (c:Class) WHERE c.index < 2 RETURN c.key AS key "
                                    "ORDER BY key", "--json", "--store", kb]).stdout)
     assert len(rows) == 4                                   # classes 0 and 1 of both models
 
@@ -194,9 +186,3 @@ def test_neo4j_connection_errors_are_one_line_and_never_show_the_password(neo4j_
                 "--database", "nosuchdb"], env=env)
     one_line_error(r, "no database 'nosuchdb'")
     assert neo4j_server.password not in r.output
-
-
-def test_errors_from_a_real_subprocess_exit_2_without_traceback(tmp_path, kbh):
-    out = kbh.run_cli(["query", "drivers", "1", "--store", str(tmp_path / "none.lbug")])
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().startswith("Error: no knowledge base at")

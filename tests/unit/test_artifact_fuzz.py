@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from artifact_helpers import invoke, world_circuit
+from artifact_helpers import world_circuit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurflow_kb import Circuit
 from neurflow_kb.artifact import TABLES
 from neurflow_kb.errors import UserError
+from neurflow_kb_dev.cli_runs import invoke
 
 #: NEURFLOW_FUZZ_SCALE=10 runs ten times the examples, with a fresh random seed (a deeper local search);
 #: by default the examples are the same on every run (derandomized), so CI failures reproduce.

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from artifact_helpers import CHAIN, SMALL, SMALL_CLI, invoke, one_line_error, world_circuit, world_images
+from artifact_helpers import CHAIN, SMALL, SMALL_CLI, world_circuit, world_images
 from torch import nn
 
 from neurflow_kb import Circuit, NeurFlow, NeurFlowConfig
 from neurflow_kb.errors import UserError
 from neurflow_kb.models import ModelAdapter, as_adapter, get_adapter
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
