@@ -22,8 +22,6 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-#: The environment variables that choose a Neo4j server; the test run's own are never inherited.
-NEO4J_VARS = ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")
 #: The installed console script next to this interpreter.
 CONSOLE_SCRIPT = str(Path(sys.executable).with_name("neurflow-kb"))
 #: Variables a library sets for itself the first time it is imported, whichever process imports it.
@@ -65,7 +63,8 @@ def _in(cwd: str | Path | None) -> Iterator[None]:
 
 
 def _environment(env: Mapping[str, str | None] | None) -> dict[str, str | None]:
-    """The test run's NEO4J_* removed, `env` on top (None removes a variable)."""
+    """The test run's NEO4J_* (the variables that choose a Neo4j server) removed, `env` on top (None
+    removes a variable)."""
     return {k: None for k in os.environ if k.startswith("NEO4J_")} | dict(env or {})
 
 
@@ -88,9 +87,14 @@ def invoke(args: Sequence[Any], env: Mapping[str, str | None] | None = None, cwd
 def console(args: Sequence[Any], env: Mapping[str, str | None] | None = None, cwd: str | Path | None = None,
             timeout: float = 300, **popen: Any) -> subprocess.CompletedProcess:
     """Run the installed `neurflow-kb` console script in a subprocess (environment as in `invoke`)."""
-    merged = {k: v for k, v in {**os.environ, **_environment(env)}.items() if v is not None}
-    return subprocess.run([CONSOLE_SCRIPT, *map(str, args)], env=merged, capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, **popen)
+    return subprocess.run([CONSOLE_SCRIPT, *map(str, args)], env=process_env(env), capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd, **popen)
+
+
+def process_env(env: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The whole environment for a subprocess of the CLI (`subprocess.Popen(env=...)`), as `console`
+    builds it: this one without the test run's NEO4J_*, `env` on top."""
+    return {k: v for k, v in {**os.environ, **_environment(env)}.items() if v is not None}
 
 
 def exit_code(result: Result | subprocess.CompletedProcess) -> int:
@@ -112,4 +116,4 @@ def one_line_error(result: Result | subprocess.CompletedProcess, *needles: str, 
     return lines[0]
 
 
-__all__ = ["CONSOLE_SCRIPT", "NEO4J_VARS", "console", "exit_code", "invoke", "one_line_error"]
+__all__ = ["CONSOLE_SCRIPT", "console", "exit_code", "invoke", "one_line_error", "process_env"]
