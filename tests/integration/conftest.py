@@ -69,15 +69,20 @@ def expected_counts(circuits: list[Circuit]) -> dict[str, int]:
     return out
 
 
+#: The Neo4j twin of a test that runs on both stores: in the full suite only (the fast one runs the
+#: embedded twin, and Neo4j through the tests written for it alone).
+NEO4J_TWIN = (pytest.mark.neo4j, pytest.mark.slow)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test asking for `any_store` runs once per store kind (Neo4j ones marked `neo4j`)."""
+    """Every test asking for `any_store` runs once per store kind (Neo4j ones marked `neo4j` and `slow`)."""
     if "any_store" in metafunc.fixturenames:
         metafunc.parametrize("any_store", [pytest.param("ladybug", id="ladybug"),
-                                           pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)],
+                                           pytest.param("neo4j", id="neo4j", marks=NEO4J_TWIN)],
                              indirect=True)
     if "store_kind" in metafunc.fixturenames:
         metafunc.parametrize("store_kind", [pytest.param("ladybug", id="ladybug"),
-                                            pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)])
+                                            pytest.param("neo4j", id="neo4j", marks=NEO4J_TWIN)])
 
 
 @pytest.fixture

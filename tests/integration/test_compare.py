@@ -176,6 +176,7 @@ def test_compare_refuses_what_it_cannot_compare(tmp_path, two_models, kbh):
             queries.compare(st, 1, ["toy", "vgg"])
 
 
+@pytest.mark.slow          # both stores filled
 @pytest.mark.neo4j
 def test_new_queries_return_identical_rows_on_both_stores(tmp_path, two_models, neo4j_store, kbh):
     calls = {

@@ -93,6 +93,7 @@ def test_cypher_parameters_and_read_only_by_default(tmp_path, artifacts):
     assert json.loads(r.stdout) == [{"name": "zero"}]
 
 
+@pytest.mark.slow          # a knowledge base in Neo4j
 @pytest.mark.neo4j
 def test_cypher_on_neo4j_runs_in_a_read_transaction(neo4j_clean, kbh):
     env = {"NEO4J_PASSWORD": neo4j_clean.password}
@@ -109,6 +110,7 @@ def test_cypher_on_neo4j_runs_in_a_read_transaction(neo4j_clean, kbh):
         assert st.counts() == before
 
 
+@pytest.mark.slow          # three pushes into Neo4j
 @pytest.mark.neo4j
 def test_push_to_neo4j_gives_the_same_answers_and_is_idempotent(tmp_path, neo4j_clean, kbh):
     kb = tmp_path / "kb.lbug"

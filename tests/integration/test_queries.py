@@ -20,6 +20,7 @@ def ladybug_kb(tmp_path, kbh):
         yield st, circuits
 
 
+@pytest.mark.slow          # both stores filled
 @pytest.mark.neo4j
 def test_every_helper_returns_identical_rows_on_both_stores(ladybug_kb, neo4j_store, kbh):
     lb, circuits = ladybug_kb

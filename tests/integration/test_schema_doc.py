@@ -99,6 +99,7 @@ def test_examples_run_on_ladybug_with_sane_rows(ladybug_kb) -> None:
         _check_sane(ex.name, st.run_query(ex.cypher, params))
 
 
+@pytest.mark.slow          # both stores filled
 @pytest.mark.neo4j
 def test_examples_give_the_same_rows_on_both_stores(ladybug_kb, neo4j_store) -> None:
     lb, circuits = ladybug_kb

@@ -24,6 +24,9 @@ from neurflow_kb.store import LadybugStore, Neo4jStore
 from neurflow_kb_dev.cli_runs import CONSOLE_SCRIPT, console, invoke, process_env
 from neurflow_kb_dev.synthetic import synthetic_circuit
 
+#: Real processes (concurrent processes over big artifacts): not in the fast suite.
+pytestmark = pytest.mark.slow
+
 # A reader process: queries the embedded file in a loop (opening it afresh each time, as the CLI does)
 # until STOP exists, and prints one JSON line per query: its start, end and what it saw, or its error.
 READER = r"""

@@ -16,6 +16,9 @@ from neurflow_kb.store import LadybugStore, Neo4jStore
 from neurflow_kb_dev.cli_runs import CONSOLE_SCRIPT, console, invoke, process_env
 from neurflow_kb_dev.synthetic import synthetic_circuit
 
+#: Real processes (killed and size-limited writer processes over big artifacts): not in the fast suite.
+pytestmark = pytest.mark.slow
+
 
 def big_artifacts(tmp_path, n: int) -> list[str]:
     """`n` saved circuits shaped like ResNet-50 ones (about 5,000 relationships each)."""

@@ -156,6 +156,7 @@ def test_malformed_neo4j_uris_are_one_line_errors(neo4j_server, kbh, tmp_path):
             assert "Traceback" not in out.stderr, (uri, line)
 
 
+@pytest.mark.slow          # a push into Neo4j
 @pytest.mark.neo4j
 def test_push_with_neo4j_uri_set_copies_the_embedded_file(neo4j_clean, tmp_path, kbh):
     """NEO4J_URI names where a push goes, not where it comes from: `push --to $NEO4J_URI` copies

@@ -224,6 +224,7 @@ def load_outcome(folder: Path) -> str:
     return "ok"
 
 
+@pytest.mark.slow          # 120 hypothesis examples
 @settings(max_examples=examples(120), **SETTINGS)
 @given(mutation=manifest_mutation())
 def test_manifest_mutations_load_or_fail_in_one_line(base: Path, mutation: tuple[str, Any]) -> None:
@@ -232,6 +233,7 @@ def test_manifest_mutations_load_or_fail_in_one_line(base: Path, mutation: tuple
         load_outcome(art)
 
 
+@pytest.mark.slow          # 160 hypothesis examples
 @settings(max_examples=examples(160), **SETTINGS)
 @given(mutation=table_mutation())
 def test_table_mutations_load_or_fail_in_one_line(base: Path, mutation: tuple[str, str, Any]) -> None:

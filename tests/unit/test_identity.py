@@ -79,6 +79,7 @@ def test_the_file_hash_is_cached_by_path_size_and_mtime(tmp_path: Path, private_
     assert get_adapter("world", weights=str(path)).weights == fresh     # written < 2 s before hashing
 
 
+@pytest.mark.slow          # two ingests
 def test_ingest_recomputes_after_the_weights_file_changed(tmp_path: Path) -> None:
     images = world_images(tmp_path / "images")
     weights = _save_world_weights(tmp_path / "weights.pth", seed=1)

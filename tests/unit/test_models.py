@@ -26,6 +26,9 @@ from neurflow_kb.models.lite0 import EfficientNetLite0, SameConv2d, packaged_wei
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
+#: The big models (seconds each to build and run even at 64 px) replay in the slow run only; one of each
+#: family stays in the fast one.
+BIG = {"resnet34", "resnet50", "resnet101", "resnet152", "vgg16", "vit_b_16"}
 BUILTIN = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "googlenet", "alexnet", "vgg16",
            "vit_b_16", "efficientnet_b0", "efficientnet_lite0"]
 
@@ -62,7 +65,8 @@ def resnet18() -> ModelAdapter:
 # every built-in chain replays exactly
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in BIG else n
+                                  for n in BUILTIN])
 def test_builtin_chain_replays_activations_and_logits(name: str, request: pytest.FixtureRequest) -> None:
     fixture = {"vit_b_16": "vit", "efficientnet_lite0": "lite0", "resnet18": "resnet18"}.get(name)
     adapter = request.getfixturevalue(fixture) if fixture else _build(name)
