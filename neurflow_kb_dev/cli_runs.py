@@ -24,8 +24,10 @@ from click.testing import CliRunner, Result
 
 #: The installed console script next to this interpreter.
 CONSOLE_SCRIPT = str(Path(sys.executable).with_name("neurflow-kb"))
-#: Variables a library sets for itself the first time it is imported, whichever process imports it.
-_LIBRARY_ENV = frozenset({"TORCHINDUCTOR_CACHE_DIR"})
+#: Variables a library sets for itself the first time it is used, whichever process uses it: torch's
+#: inductor cache, and Ray's process-wide switches (Ray reads them once, at import; `--ray local` sets
+#: two before importing it, Ray client mode sets its own), which belong to the process, not a command.
+_LIBRARY_ENV = ("TORCHINDUCTOR_CACHE_DIR", "RAY_")
 _SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
 
@@ -37,7 +39,7 @@ def _process_state() -> dict[str, Any]:
             for name, lg in (("", logging.getLogger()), ("neurflow_kb", logging.getLogger("neurflow_kb")))}
     return {"torch threads": torch.get_num_threads(), "logging": logs,
             "signal handlers": {s: signal.getsignal(s) for s in _SIGNALS},
-            "environment": {k: v for k, v in os.environ.items() if k not in _LIBRARY_ENV},
+            "environment": {k: v for k, v in os.environ.items() if not k.startswith(_LIBRARY_ENV)},
             "working directory": os.getcwd()}
 
 
