@@ -66,10 +66,12 @@ def adapter_of(name: str) -> Any:
     return world_adapter() if name == "world" else world_plain_adapter()
 
 
-def circuits_of(name: str, s: Settings, clip: Any, log: Any) -> list[Any]:
-    """The labelled circuits of all 12 world classes of one model (images: seed 1000 + class, as in
-    benchmarks/fidelity.py)."""
-    from neurflow_kb import NeurFlow
+def circuits_of(name: str, s: Settings, clip: Any, log: Any, seed: int = 1000,
+                cache: Path | None = None) -> list[Any]:
+    """The labelled circuits of all 12 world classes of one model (images: seed `seed` + class; 1000 is
+    benchmarks/fidelity.py's). With `cache`, circuits are read from / saved to
+    `cache/<model>-<seed>-<class>` (settings are part of the circuit key, checked on read)."""
+    from neurflow_kb import Circuit, NeurFlow
     from neurflow_kb.labels import label_circuit
     from neurflow_kb.world import CLASS_NAMES, CONCEPTS, generate
     from neurflow_kb.world.clip import CONCEPT_TEMPLATES
@@ -78,11 +80,20 @@ def circuits_of(name: str, s: Settings, clip: Any, log: Any) -> list[Any]:
     out = []
     for cls in range(len(CLASS_NAMES)):
         t0 = time.perf_counter()
-        images = generate(s.circuit_images, seed=1000 + cls, classes=[cls]).tensor()
+        where = cache / f"{name}-{seed}-{cls}" if cache else None
+        images = generate(s.circuit_images, seed=seed + cls, classes=[cls]).tensor()
+        if where is not None and where.is_dir():
+            cached = Circuit.load(where)
+            out.append(cached)
+            log(f"{name} class {cls} ({CLASS_NAMES[cls]}): cached {where}")
+            continue
         circuit = NeurFlow(s.neurflow()).fit(adapter, images, cls, progress=False)
         # the default (contrastive) labels with the prompts the tiny CLIP was trained with, as the demo
-        out.append(label_circuit(circuit, clip, vocabulary=list(CONCEPTS), top_n=s.labels_per_group,
-                                 templates=CONCEPT_TEMPLATES))
+        labelled = label_circuit(circuit, clip, vocabulary=list(CONCEPTS), top_n=s.labels_per_group,
+                                 templates=CONCEPT_TEMPLATES)
+        if where is not None:
+            labelled.save(where)
+        out.append(labelled)
         log(f"{name} class {cls} ({CLASS_NAMES[cls]}): {time.perf_counter() - t0:.0f} s")
     return out
 
