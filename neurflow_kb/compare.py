@@ -171,6 +171,9 @@ def circuit_labels(circuit: Circuit, encoder: str | None = None, ranks: int = 5)
             raise UserError(f"circuit {circuit.key} is labelled by {len(encoders)} CLIP encoders "
                             f"({', '.join(encoders) or 'none'}); label it (`neurflow-kb label`) or pick one")
         encoder = encoders[0]
+    elif encoder not in encoders:
+        raise UserError(f"circuit {circuit.key} is not labelled by {encoder!r} (its encoders: "
+                        f"{', '.join(encoders) or 'none'})")
     lab = lab[(lab["encoder"] == encoder) & (lab["rank"] <= int(ranks))]
     g = circuit.groups[["depth", "layer", "group", "abs_share"]]
     m = g.merge(lab[["depth", "layer", "group", "concept", "rank", "score"]], on=["depth", "layer", "group"],
@@ -210,6 +213,7 @@ def concept_masses(labels: pd.DataFrame) -> pd.DataFrame:
                                     na_position="last").reset_index(drop=True)
     lab = label_weights(rows)
     known = lab.groupby(["run", "layer", "depth", "concept"], as_index=False, sort=True)["w"].sum()
+    known = known[known["w"] > 0]                  # a label with no positive score carries nothing
     carried = lab.groupby("group_key", sort=True)["w"].sum()
     groups = rows.drop_duplicates("group_key")
     rest = groups.assign(w=(groups["abs_share"] - groups["group_key"].map(carried).fillna(0.0)).clip(0.0))
