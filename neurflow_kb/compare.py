@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .artifact import Circuit
+from .errors import UserError
 
 #: Columns of membership rows: one row per (neuron, sub-concept) node of a group of a run.
 MEMBER_COLUMNS = ["run", "layer", "depth", "neuron", "subconcept", "group_key", "abs_share", "size"]
@@ -162,8 +163,6 @@ LABEL_COLUMNS = ["run", "top_depth", "group_key", "layer", "depth", "abs_share",
 def circuit_labels(circuit: Circuit, encoder: str | None = None, ranks: int = 5) -> pd.DataFrame:
     """Label rows of an artifact (`LABEL_COLUMNS`; labels of rank <= `ranks` of one CLIP encoder:
     `encoder`, or the only one that labelled it), a concept once per group (`best_labels`)."""
-    from .errors import UserError
-
     lab = circuit.tables["labels"]
     encoders = sorted(set(lab["encoder"]))
     if encoder is None:
