@@ -369,6 +369,9 @@ def section(lines: dict[str, Any], pairs: pd.DataFrame, cross: pd.DataFrame, s: 
         _md_table(summary), "",
         f"![similarity against shared attributes]({figure})", "",
         note, "",
+        "The variants tried before keeping these two measures (weighted Jaccard, cosine, other neuron "
+        "masses, node caps, concept profiles over the run, with the class layer, CLIP-embedding matching of "
+        "groups), with their figures, are listed in docs/decisions.md (\"Comparing circuits\").", "",
         "Confusion: (C[a,b] + C[b,a]) / (n_a + n_b) of the model's predictions on "
         f"{s.confusion_images} fresh world images (seed 9000); the classifiers are so accurate that almost "
         "every pair has none, so the soft confusion (the mean probability the model gives each class on the "
