@@ -98,6 +98,7 @@ def test_one_prediction_pass_then_reuse_by_content(tmp_path, world):
         assert set(st.run_keys()) == {*keys.values(), fourth.classes[1].key}
 
 
+@pytest.mark.slow          # two ingests
 def test_max_images_is_per_class_and_seeded(tmp_path, world):
     adapter, _ = world
     images = world_folder(tmp_path / "val", 5, [0, 1, 2], seed=4)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -20,6 +22,21 @@ def artifacts(tmp_path, kbh):
     for i, c in enumerate(kbh.kb_circuits()):
         paths.append(str(c.save(tmp_path / f"art{i}")))
     return paths
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory, kbh) -> Path:
+    """An embedded knowledge base with `kbh.kb_circuits()` loaded by `neurflow-kb load` (once per module)."""
+    root = tmp_path_factory.mktemp("loaded")
+    arts = [str(c.save(root / f"art{i}")) for i, c in enumerate(kbh.kb_circuits())]
+    assert invoke(["load", *arts, "--store", root / "kb.lbug", "--quiet"]).exit_code == 0
+    return root / "kb.lbug"
+
+
+@pytest.fixture
+def kb_copy(loaded: Path, tmp_path: Path) -> str:
+    """A copy of the loaded knowledge base that the test may change."""
+    return str(shutil.copy(loaded, tmp_path / "kb.lbug"))
 
 
 def test_init_load_and_query_formats(tmp_path, artifacts, monkeypatch):
@@ -57,10 +74,9 @@ def test_init_load_and_query_formats(tmp_path, artifacts, monkeypatch):
         assert res.exit_code == 0, (args, res.output)
 
 
-def test_json_output_is_one_document_ending_with_a_newline(tmp_path, artifacts):
+def test_json_output_is_one_document_ending_with_a_newline(kb_copy):
     """`cypher --json` (and every --json / --csv output) ends with a newline."""
-    kb = str(tmp_path / "kb.lbug")
-    assert invoke(["load", *artifacts, "--store", kb, "--quiet"]).exit_code == 0
+    kb = kb_copy
     for args in (["cypher", "MATCH (c:Class) WHERE c.index < 2 RETURN c.key AS key ORDER BY key", "--json"],
                  ["cypher", "MATCH (c:Class) WHERE c.index < 0 RETURN c.key AS key", "--json"],
                  ["cypher", "MATCH (c:Class) RETURN count(c) AS n", "--csv"],
@@ -76,9 +92,8 @@ def test_json_output_is_one_document_ending_with_a_newline(tmp_path, artifacts):
     assert len(rows) == 4                                   # classes 0 and 1 of both models
 
 
-def test_cypher_parameters_and_read_only_by_default(tmp_path, artifacts):
-    kb = str(tmp_path / "kb.lbug")
-    assert invoke(["load", *artifacts, "--store", kb, "--quiet"]).exit_code == 0
+def test_cypher_parameters_and_read_only_by_default(kb_copy):
+    kb = kb_copy
     r = invoke(["cypher", "MATCH (c:Class) WHERE c.model = $m AND c.`index` = $i RETURN c.name AS name",
                 "--param", "m=toy@random", "--param", "i=3", "--store", kb, "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout) == [{"name": "toy3"}]
