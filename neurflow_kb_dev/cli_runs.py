@@ -1,7 +1,8 @@
 """The `neurflow-kb` command line as the tests run it: in-process through click's `CliRunner` (`invoke`,
-the default: no interpreter start, a few milliseconds), or as the installed console script in a real
-subprocess (`console`, for what only a process shows: exit codes of the entry point, crashes, signals,
-locks held by another process), and the one-line error check both share.
+the default: the same group, exit codes, stdout and stderr, without an interpreter start of seconds), or
+as the installed console script in a real subprocess (`console`, for what only a process shows: exit
+codes of the entry point, crashes, signals, locks held by another process), and the one-line error check
+both share.
 
 `invoke` fails a test when a command leaves process-wide state changed (torch threads, logging handlers,
 signal handlers, environment, working directory): in-process runs share the interpreter, and such a

@@ -33,10 +33,11 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
                                                                    else v))
 
 
-@pytest.fixture
-def ladybug_kb(tmp_path, kbh):
+@pytest.fixture(scope="module")
+def ladybug_kb(tmp_path_factory, kbh):
+    """One knowledge base for the module (the examples only read it)."""
     circuits = kbh.kb_circuits()
-    with LadybugStore(tmp_path / "kb.lbug") as st:
+    with LadybugStore(tmp_path_factory.mktemp("schema-doc") / "kb.lbug") as st:
         _fill(st, circuits)
         yield st, circuits
 
