@@ -1,29 +1,23 @@
 """Each command once through the installed `neurflow-kb` console script in a real process: the entry point,
 its exit codes and its stderr as users get them (every other CLI test runs the same click group
 in-process, `neurflow_kb_dev.cli_runs.invoke`). A cheap real call where one exists, else a user
-mistake that must end with exit code 2 and one `Error:` line. A new command fails
-`test_every_command_has_a_smoke_test` until it gets a line here."""
+mistake that must end with exit code 2 and one `Error:` line. Each command has its `test_COMMAND` here
+(`circuit`'s is in tests/unit/test_cli_circuit.py); tests/unit/test_suite_layout.py fails in the fast
+suite when a command has none."""
 
 from __future__ import annotations
 
-import ast
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from neurflow_kb.cli import main
 from neurflow_kb.store import LadybugStore
 from neurflow_kb_dev.cli_runs import console, one_line_error
 from neurflow_kb_dev.synthetic import synthetic_circuit
 
 pytestmark = pytest.mark.slow          # one interpreter start per command
-
-#: Commands whose real-subprocess smoke test lives elsewhere: command -> (test file, test function).
-ELSEWHERE = {"circuit": ("tests/unit/test_cli_circuit.py", "test_circuit_command_on_efficientnet_lite0")}
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _circuit(cls: int):
     return synthetic_circuit(cls, chain=(("a", 8), ("b", 12), ("logits", 5)), nodes_per_layer=(2, 6), tau=3,
@@ -69,13 +63,6 @@ def _ok(run) -> str:
     assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
     assert "Traceback" not in run.stderr
     return run.stdout
-
-
-def test_every_command_has_a_smoke_test(tmp_path: Path) -> None:
-    assert set(_calls(tmp_path)) | set(ELSEWHERE) == set(main.commands)
-    for command, (path, name) in ELSEWHERE.items():
-        tree = ast.parse((ROOT / path).read_text())
-        assert name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, (command, path, name)
 
 
 def test_models(runs) -> None:
