@@ -74,7 +74,8 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path: Path) -> None:
     kb = tmp_path / "kb.lbug"
     with LadybugStore(kb, buffer_pool_size=256 << 20) as st:
         st.write_circuit(synthetic_circuit(0))
-        old, handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        old = resource.getrlimit(resource.RLIMIT_FSIZE)
+        handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (kb.stat().st_size + (64 << 10), old[1]))
         try:
             with pytest.raises(UserError) as err:
