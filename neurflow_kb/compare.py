@@ -7,6 +7,12 @@ of a layer sum to 1. A layer's overlap is the share both classes route through t
 similarity is the mean overlap over the layers below the class layer (the class layer holds only the
 class's own unit). Pure pandas on rows that the stores and artifacts both give, so the numbers are the
 same wherever they come from.
+
+Concept similarity (`query similar --by concepts`) is the same overlap with concepts in place of neurons:
+each group's share is split among its CLIP labels in proportion to their scores (as `query compare`
+does), which gives each concept a mass per layer (the share no label carries belongs to no concept); the
+overlap of a layer is `sum_c min(p_a(c), p_b(c))`, averaged over the same layers. It says whether two
+classes rest on the same concepts, whichever neurons carry them.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .artifact import Circuit
+from .errors import UserError
 
 #: Columns of membership rows: one row per (neuron, sub-concept) node of a group of a run.
 MEMBER_COLUMNS = ["run", "layer", "depth", "neuron", "subconcept", "group_key", "abs_share", "size"]
@@ -43,21 +50,25 @@ def neuron_masses(members: pd.DataFrame) -> pd.DataFrame:
     return m.groupby(["run", "layer", "depth", "neuron"], as_index=False, sort=True)["mass"].sum()
 
 
-def layer_overlaps(masses: pd.DataFrame, run_a: str, run_b: str) -> pd.DataFrame:
-    """Per layer of `run_a` below its class layer: overlap with `run_b` and neuron counts."""
+def layer_overlaps(masses: pd.DataFrame, run_a: str, run_b: str, unit: str = "neuron") -> pd.DataFrame:
+    """Per layer of `run_a` below its class layer: overlap with `run_b` and unit counts. `unit` names the
+    column of `masses` that says what carries the share (`neuron` from `neuron_masses`, `concept` from
+    `concept_masses`); a row without a unit (share no concept carries) is in no overlap."""
+    cols = ["layer", "depth", "overlap", f"{unit}s_a", f"{unit}s_b", "shared"]
     a = masses[masses["run"] == run_a]
-    b = masses[masses["run"] == run_b]
+    b = masses[(masses["run"] == run_b) & masses[unit].notna()]
     if a.empty:
-        return pd.DataFrame(columns=["layer", "depth", "overlap", "neurons_a", "neurons_b", "shared"])
+        return pd.DataFrame(columns=cols)
     top = int(a["depth"].max())
     rows = []
     for (depth, layer), pa in a[a["depth"] < top].groupby(["depth", "layer"], sort=True):
+        pa = pa[pa[unit].notna()]
         pb = b[b["layer"] == layer]
-        both = pa.merge(pb, on="neuron", suffixes=("_a", "_b"))
+        both = pa.merge(pb, on=unit, suffixes=("_a", "_b"))
         overlap = float(np.minimum(both["mass_a"], both["mass_b"]).sum()) if len(both) else 0.0
-        rows.append({"layer": str(layer), "depth": int(depth), "overlap": overlap, "neurons_a": len(pa),
-                     "neurons_b": len(pb), "shared": len(both)})
-    return pd.DataFrame(rows, columns=["layer", "depth", "overlap", "neurons_a", "neurons_b", "shared"])
+        rows.append(dict(zip(cols, (str(layer), int(depth), overlap, len(pa), len(pb), len(both)),
+                             strict=True)))
+    return pd.DataFrame(rows, columns=cols)
 
 
 def similarity_score(parts: pd.DataFrame) -> float:
@@ -69,6 +80,15 @@ def circuit_similarity(a: Circuit, b: Circuit) -> tuple[float, pd.DataFrame]:
     """Similarity of two circuits of one model and its per-layer parts (see the module docstring)."""
     masses = neuron_masses(pd.concat([circuit_members(a), circuit_members(b)], ignore_index=True))
     parts = layer_overlaps(masses, a.key, b.key)
+    return similarity_score(parts), parts
+
+
+def concept_similarity(a: Circuit, b: Circuit, encoder: str | None = None,
+                       ranks: int = 5) -> tuple[float, pd.DataFrame]:
+    """Concept similarity of two labelled circuits of one model and its per-layer parts (labels of rank
+    <= `ranks` of one CLIP `encoder`; see the module docstring)."""
+    rows = pd.concat([circuit_labels(c, encoder, ranks) for c in (a, b)], ignore_index=True)
+    parts = layer_overlaps(concept_masses(rows), a.key, b.key, unit="concept")
     return similarity_score(parts), parts
 
 
@@ -107,13 +127,15 @@ def group_links(members_a: pd.DataFrame, members_b: pd.DataFrame) -> pd.DataFram
         drop=True)[cols]
 
 
-def ranked_similar(masses: pd.DataFrame, run: str, others: pd.DataFrame) -> pd.DataFrame:
+def ranked_similar(masses: pd.DataFrame, run: str, others: pd.DataFrame,
+                   unit: str = "neuron") -> pd.DataFrame:
     """Rows of `others` (run, model, class, class_name) with similarity to `run` and one overlap column
-    per layer, most similar first."""
+    per layer, most similar first (`masses` of `neuron_masses`, or of `concept_masses` with
+    `unit='concept'`)."""
     rows = []
     layers: list[str] = []
     for o in others.to_dict("records"):
-        parts = layer_overlaps(masses, run, o["run"])
+        parts = layer_overlaps(masses, run, o["run"], unit=unit)
         layers = layers or parts["layer"].tolist()
         row: dict[str, Any] = {"model": o["model"], "class": int(o["class"]), "class_name": o["class_name"],
                                "run": o["run"], "similarity": similarity_score(parts)}
@@ -129,6 +151,75 @@ def ranked_similar(masses: pd.DataFrame, run: str, others: pd.DataFrame) -> pd.D
 def _layer_column(layer: str) -> str:
     taken = ("of_run", "model", "class", "class_name", "run", "similarity")
     return f"layer {layer}" if layer in taken else str(layer)
+
+
+# -- concepts (labels) -------------------------------------------------------------------------------
+
+#: Columns of label rows: one row per (group, label) of a run, one row without a concept for a group that
+#: has no labels (what `compare_groups.cypher` returns from a store).
+LABEL_COLUMNS = ["run", "top_depth", "group_key", "layer", "depth", "abs_share", "concept", "rank", "score"]
+
+
+def circuit_labels(circuit: Circuit, encoder: str | None = None, ranks: int = 5) -> pd.DataFrame:
+    """Label rows of an artifact (`LABEL_COLUMNS`; labels of rank <= `ranks` of one CLIP encoder:
+    `encoder`, or the only one that labelled it), a concept once per group (`best_labels`)."""
+    lab = circuit.tables["labels"]
+    encoders = sorted(set(lab["encoder"]))
+    if encoder is None:
+        if len(encoders) != 1:
+            raise UserError(f"circuit {circuit.key} is labelled by {len(encoders)} CLIP encoders "
+                            f"({', '.join(encoders) or 'none'}); label it (`neurflow-kb label`) or pick one")
+        encoder = encoders[0]
+    elif encoder not in encoders:
+        raise UserError(f"circuit {circuit.key} is not labelled by {encoder!r} (its encoders: "
+                        f"{', '.join(encoders) or 'none'})")
+    lab = lab[(lab["encoder"] == encoder) & (lab["rank"] <= int(ranks))]
+    g = circuit.groups[["depth", "layer", "group", "abs_share"]]
+    m = g.merge(lab[["depth", "layer", "group", "concept", "rank", "score"]], on=["depth", "layer", "group"],
+                how="left")
+    return best_labels(pd.DataFrame({
+        "run": circuit.key, "top_depth": len(circuit.layers) - 1,
+        "group_key": circuit.key + "/" + m["layer"].astype(str) + "/" + m["group"].astype(str),
+        "layer": m["layer"].astype(str), "depth": m["depth"].astype("int64"),
+        "abs_share": m["abs_share"].astype(float), "concept": m["concept"], "rank": m["rank"],
+        "score": m["score"].astype(float)}, columns=LABEL_COLUMNS))
+
+
+def best_labels(labels: pd.DataFrame) -> pd.DataFrame:
+    """A concept once per group (several vocabularies may give it): its row with the best score; a group
+    without labels keeps its one row."""
+    out = labels.sort_values(["group_key", "score", "rank"], ascending=[True, False, True],
+                             na_position="last")
+    return out.drop_duplicates(["group_key", "concept"]).reset_index(drop=True)
+
+
+def label_weights(labels: pd.DataFrame) -> pd.DataFrame:
+    """The labelled rows of `labels` with `w`: the group's `abs_share` split among its labels in proportion
+    to their scores (negative scores count 0)."""
+    lab = labels[labels["concept"].notna()].copy()
+    lab["score"] = lab["score"].astype(float).clip(lower=0.0)
+    total = lab.groupby("group_key")["score"].transform("sum")
+    lab["w"] = np.where(total > 0, lab["abs_share"] * lab["score"] / total.where(total > 0, 1.0), 0.0)
+    return lab
+
+
+def concept_masses(labels: pd.DataFrame) -> pd.DataFrame:
+    """Per (run, layer, concept): the share of the class the concept carries at that layer (`label_weights`
+    summed over the layer's groups); one row per layer without a concept holds the share no label carries,
+    so every layer with groups appears. Rows are sorted first, so equal inputs give equal sums."""
+    cols = ["run", "layer", "depth", "group_key", "concept", "abs_share", "score"]
+    rows = labels[cols].sort_values(["run", "depth", "group_key", "concept"], kind="stable",
+                                    na_position="last").reset_index(drop=True)
+    lab = label_weights(rows)
+    known = lab.groupby(["run", "layer", "depth", "concept"], as_index=False, sort=True)["w"].sum()
+    known = known[known["w"] > 0]                  # a label with no positive score carries nothing
+    carried = lab.groupby("group_key", sort=True)["w"].sum()
+    groups = rows.drop_duplicates("group_key")
+    rest = groups.assign(w=(groups["abs_share"] - groups["group_key"].map(carried).fillna(0.0)).clip(0.0))
+    rest = rest.groupby(["run", "layer", "depth"], as_index=False, sort=True)["w"].sum()
+    rest = rest.assign(concept=None)[["run", "layer", "depth", "concept", "w"]]
+    out = pd.concat([known, rest], ignore_index=True).rename(columns={"w": "mass"})
+    return out.sort_values(["run", "depth", "concept"], na_position="last").reset_index(drop=True)
 
 
 # -- across models -----------------------------------------------------------------------------------
@@ -147,12 +238,9 @@ def concept_use(labels: pd.DataFrame) -> pd.DataFrame:
     (None for an unlabelled group), score."""
     cols = ["concept", "share", "depth", "groups"]
     layers = float(labels["depth"].nunique()) or 1.0
-    lab = labels[labels["concept"].notna()].copy()
+    lab = label_weights(labels)
     if lab.empty:
         return pd.DataFrame(columns=cols)
-    lab["score"] = lab["score"].astype(float).clip(lower=0.0)
-    total = lab.groupby("group_key")["score"].transform("sum")
-    lab["w"] = np.where(total > 0, lab["abs_share"] * lab["score"] / total.where(total > 0, 1.0), 0.0)
     out = []
     for concept, part in lab.sort_values(["concept", "group_key"]).groupby("concept", sort=True):
         w = part["w"].to_numpy(float)
@@ -240,6 +328,7 @@ def _pair_row(used: str, a: pd.DataFrame, ka: str | None, b: pd.DataFrame, kb: s
     return row
 
 
-__all__ = ["MEMBER_COLUMNS", "circuit_members", "circuit_similarity", "compare_concepts", "compare_groups",
-           "concept_use", "group_links", "layer_overlaps", "neuron_masses", "ranked_similar",
+__all__ = ["LABEL_COLUMNS", "MEMBER_COLUMNS", "best_labels", "circuit_labels", "circuit_members",
+           "circuit_similarity", "compare_concepts", "compare_groups", "concept_masses", "concept_similarity",
+           "concept_use", "group_links", "label_weights", "layer_overlaps", "neuron_masses", "ranked_similar",
            "similarity_matrix", "similarity_score"]

@@ -195,14 +195,16 @@ def concept(store: StoreLike, text: str, model: str | None = None) -> pd.DataFra
 
 
 def shared(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike, model: str | None = None,
-           by: str = "neuron") -> pd.DataFrame:
+           by: str = "neuron", encoder: str | None = None, ranks: int = 5) -> pd.DataFrame:
     """Neurons in groups of both classes' runs with the group pairs sharing them (`by='neuron'`), one
     row per pair of groups with the number and list of shared neurons (`by='pair'`), or the circuit
-    similarity of the two classes with its per-layer parts (`by='layer'`, see `similarity`)."""
-    if by not in ("neuron", "pair", "layer"):
-        raise UserError(f"by must be 'neuron', 'pair' or 'layer' (got {by!r})")
-    if by == "layer":
-        return similarity(store, cls_a, cls_b, model=model)
+    similarity of the two classes with its per-layer parts, by neurons (`by='layer'`) or by concepts
+    (`by='concepts'`, labels of one CLIP `encoder` up to rank `ranks`; see `similarity`)."""
+    if by not in ("neuron", "pair", "layer", "concepts"):
+        raise UserError(f"by must be 'neuron', 'pair', 'layer' or 'concepts' (got {by!r})")
+    if by in ("layer", "concepts"):
+        return similarity(store, cls_a, cls_b, model=model, by="neurons" if by == "layer" else "concepts",
+                          encoder=encoder, ranks=ranks)
     with opened_store(store) as st:
         models = _model_keys(st, model)
         df = run_named(st, "shared", classes_a=_class_keys(st, cls_a, models),
@@ -231,20 +233,66 @@ def _runs_of(store: BaseStore, cls: ClassLike, models: list[str]) -> pd.DataFram
 
 SIMILARITY_COLUMNS = ["model", "run_a", "run_b", "layer", "depth", "overlap", "neurons_a", "neurons_b",
                       "shared"]
+#: What class similarity compares: the neurons the circuits route their share through (the default), or
+#: the concepts (CLIP labels) that carry it.
+SIMILARITY_BY = ("neurons", "concepts")
 
 
-def similarity(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike,
-               model: str | None = None) -> pd.DataFrame:
+def _check_by(by: str, ranks: int) -> str:
+    if by not in SIMILARITY_BY:
+        raise UserError(f"by must be 'neurons' or 'concepts' (got {by!r})")
+    if int(ranks) < 1:
+        raise UserError(f"ranks must be >= 1 (got {ranks})")
+    return "neuron" if by == "neurons" else "concept"
+
+
+def _pick_encoder(store: BaseStore, runs: Sequence[str], encoder: str | None, what: str) -> str:
+    """The CLIP encoder whose labels count for `runs`: `encoder`, or the one that labelled them all; a
+    one-line error when they have none in common or several."""
+    encs = run_named(store, "label_encoders", runs=list(runs))
+    common = sorted(set.intersection(*(set(encs[encs["run"] == r]["encoder"]) for r in runs)))
+    if encoder is None:
+        if not common:
+            raise UserError(f"{what} needs the runs labelled with the same CLIP encoder; label them with "
+                            "`neurflow-kb label` (one --clip-* choice for all)")
+        if len(common) > 1:
+            raise UserError(f"the runs are labelled by several encoders ({', '.join(common)}); pick one with "
+                            "--encoder")
+        return common[0]
+    if encoder not in common:
+        raise UserError(f"the runs are not all labelled by {encoder!r} (common: "
+                        f"{', '.join(common) or 'none'})")
+    return encoder
+
+
+def _concept_masses(store: BaseStore, runs: Sequence[str], encoder: str, ranks: int) -> pd.DataFrame:
+    """`compare.concept_masses` of some runs from their stored labels."""
+    from .compare import best_labels, concept_masses
+
+    rows = run_named(store, "compare_groups", runs=sorted(runs), encoder=encoder, ranks=int(ranks))
+    return concept_masses(best_labels(rows))
+
+
+def similarity(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike, model: str | None = None,
+               by: str = "neurons", encoder: str | None = None, ranks: int = 5) -> pd.DataFrame:
     """Circuit similarity of two classes of one model, per layer: the share both circuits route through
     the same neurons (`overlap`, see `neurflow_kb.compare`), with a last row `layer='(mean)'` holding the
-    similarity itself (the mean over the layers below the class). One block per pair of their runs."""
+    similarity itself (the mean over the layers below the class). One block per pair of their runs.
+    `by='concepts'`: the same overlap of the concepts that carry the share (labels of one CLIP `encoder`
+    up to rank `ranks`); the count columns are then `concepts_a`, `concepts_b`."""
     from .compare import layer_overlaps, neuron_masses, similarity_score
 
+    unit = _check_by(by, ranks)
     with opened_store(store) as st:
         models = _model_keys(st, model)
         ra, rb = _runs_of(st, cls_a, models), _runs_of(st, cls_b, models)
-        members = run_named(st, "similar_members", runs=sorted(set(ra["run"]) | set(rb["run"])))
-    masses = neuron_masses(members)
+        runs = sorted(set(ra["run"]) | set(rb["run"]))
+        if unit == "neuron":
+            masses = neuron_masses(run_named(st, "similar_members", runs=runs))
+        else:
+            masses = _concept_masses(st, runs, _pick_encoder(st, runs, encoder, "similarity by concepts"),
+                                     ranks)
+    counts = [f"{unit}s_a", f"{unit}s_b"]
     frames = []
     a: Any
     b: Any
@@ -252,10 +300,9 @@ def similarity(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike,
         for b in rb.itertuples(index=False):
             if a.model != b.model or a.run == b.run:
                 continue
-            parts = layer_overlaps(masses, a.run, b.run)
+            parts = layer_overlaps(masses, a.run, b.run, unit=unit)
             mean = {"layer": "(mean)", "depth": None, "overlap": similarity_score(parts),
-                    "neurons_a": int(parts["neurons_a"].sum()), "neurons_b": int(parts["neurons_b"].sum()),
-                    "shared": int(parts["shared"].sum())}
+                    **{c: int(parts[c].sum()) for c in counts}, "shared": int(parts["shared"].sum())}
             block = pd.concat([parts, pd.DataFrame([mean])], ignore_index=True)
             block.insert(0, "run_b", b.run)
             block.insert(0, "run_a", a.run)
@@ -263,16 +310,22 @@ def similarity(store: StoreLike, cls_a: ClassLike, cls_b: ClassLike,
             frames.append(block)
     if not frames:
         raise UserError(f"classes {cls_a!r} and {cls_b!r} have no runs of one model to compare; pass --model")
-    return pd.concat(frames, ignore_index=True)[SIMILARITY_COLUMNS]
+    cols = [c.replace("neuron", unit) if c.startswith("neurons_") else c for c in SIMILARITY_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[cols]
 
 
-def similar(store: StoreLike, cls: ClassLike, model: str | None = None, top: int = 10) -> pd.DataFrame:
+def similar(store: StoreLike, cls: ClassLike, model: str | None = None, top: int = 10, by: str = "neurons",
+            encoder: str | None = None, ranks: int = 5) -> pd.DataFrame:
     """The classes of the same model whose circuits route the most share through the same neurons as
-    class `cls` does: `similarity` (mean over layers of the per-layer overlap) and one column per layer."""
+    class `cls` does: `similarity` (mean over layers of the per-layer overlap) and one column per layer.
+    `by='concepts'`: the classes whose circuits rest on the same concepts (labels of one CLIP `encoder` up
+    to rank `ranks`), among the runs of the model labelled by that encoder."""
     from .compare import MEMBER_COLUMNS, neuron_masses, ranked_similar
 
     if int(top) < 1:
         raise UserError(f"top must be >= 1 (got {top})")
+    if _check_by(by, ranks) == "concept":
+        return _similar_by_concepts(store, cls, model, int(top), encoder, int(ranks))
     with opened_store(store) as st:
         models = _model_keys(st, model)
         own = _runs_of(st, cls, models)
@@ -294,6 +347,29 @@ def similar(store: StoreLike, cls: ClassLike, model: str | None = None, top: int
     return pd.concat(frames, ignore_index=True)
 
 
+def _similar_by_concepts(store: StoreLike, cls: ClassLike, model: str | None, top: int,
+                         encoder: str | None, ranks: int) -> pd.DataFrame:
+    """`similar(by='concepts')`: every other class of the model whose run carries labels of the encoder."""
+    from .compare import ranked_similar
+
+    with opened_store(store) as st:
+        models = _model_keys(st, model)
+        own = _runs_of(st, cls, models)
+        encoder = _pick_encoder(st, own["run"].tolist(), encoder, "similar by concepts")
+        runs = run_named(st, "runs", models=sorted(set(own["model"])), classes=[])
+        encs = run_named(st, "label_encoders", runs=runs["run"].tolist())
+        runs = runs[runs["run"].isin(encs.loc[encs["encoder"] == encoder, "run"])]
+        masses = _concept_masses(st, runs["run"].tolist(), encoder, ranks)
+    frames = []
+    for r in own.to_dict("records"):
+        info = runs[(runs["model"] == r["model"]) & (runs["class"] != r["class"])]
+        ranked = ranked_similar(masses, r["run"], info[["run", "model", "class", "class_name"]],
+                                unit="concept").head(top)
+        ranked.insert(0, "of_run", r["run"])
+        frames.append(ranked)
+    return pd.concat(frames, ignore_index=True)
+
+
 COMPARE_FRAMES = ("runs", "concepts", "groups")
 
 
@@ -307,7 +383,7 @@ def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: st
     <= `ranks` in proportion to their scores, summed over the groups, over the run's layers (a run's
     concepts add up to 1); its depth: the share-weighted relative depth of those groups (0 = input side,
     1 = the class). A concept is used when its share exceeds `min_share`."""
-    from .compare import compare_concepts, compare_groups
+    from .compare import best_labels, compare_concepts, compare_groups
 
     names = [m.strip() for m in models if m and m.strip()]
     if len(names) != 2:
@@ -327,27 +403,12 @@ def compare(store: StoreLike, cls: ClassLike, models: Sequence[str], encoder: st
             raise UserError(f"{names[0]} and {names[1]} are the same model; compare two different models "
                             "(for two classes of one model use `query similar` or `query shared`)")
         run_keys = [str(p["run"]) for p in picked]
-        encs = run_named(st, "label_encoders", runs=run_keys)
-        common = sorted(set(encs[encs["run"] == run_keys[0]]["encoder"]) &
-                        set(encs[encs["run"] == run_keys[1]]["encoder"]))
-        if encoder is None:
-            if not common:
-                raise UserError("compare needs both runs labelled with the same CLIP encoder; label them "
-                                "with `neurflow-kb label` (one --clip-* choice for both)")
-            if len(common) > 1:
-                raise UserError(f"both runs are labelled by several encoders ({', '.join(common)}); pick one "
-                                "with --encoder")
-            encoder = common[0]
-        elif encoder not in common:
-            raise UserError(f"the runs are not both labelled by {encoder!r} (common: "
-                            f"{', '.join(common) or 'none'})")
+        encoder = _pick_encoder(st, run_keys, encoder, "compare")
         labels = run_named(st, "compare_groups", runs=run_keys, encoder=encoder, ranks=int(ranks))
         links = run_named(st, "compare_links", runs=run_keys)
     links = links[links["encoder"] == encoder]
     labels["rel_depth"] = labels["depth"] / labels["top_depth"].where(labels["top_depth"] > 0, 1)
-    # a concept once per group (several vocabularies may give it): its best score
-    labels = labels.sort_values(["group_key", "score", "rank"], ascending=[True, False, True],
-                                na_position="last").drop_duplicates(["group_key", "concept"])
+    labels = best_labels(labels)         # a concept once per group (several vocabularies may give it)
     # per group, its best label names it in the group table
     groups = labels.drop_duplicates("group_key").sort_values(["run", "depth", "group_index"])
     label_a, label_b = (str(p["model"]).split("@")[0] for p in picked)

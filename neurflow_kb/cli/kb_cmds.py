@@ -429,27 +429,35 @@ def q_images(key: str, fmt: str | None, opts: StoreOptions) -> None:
 @click.argument("cls_a", metavar="CLASS_A")
 @click.argument("cls_b", metavar="CLASS_B")
 @click.option("--model", default=None, help="Model name or key.")
-@click.option("--by", type=click.Choice(["neuron", "pair", "layer"]), default="neuron", show_default=True,
-              help="One row per shared neuron, per pair of groups, or per layer (the similarity's parts).")
+@click.option("--by", type=click.Choice(["neuron", "pair", "layer", "concepts"]), default="neuron",
+              show_default=True, help="One row per shared neuron, per pair of groups, or per layer: the "
+              "parts of the similarity by neurons (layer) or by concepts (concepts).")
+@click.option("--encoder", default=None, help="--by concepts: the CLIP encoder whose labels count (default: "
+              "the one both runs are labelled with).")
+@click.option("--ranks", default=5, show_default=True, type=int,
+              help="--by concepts: labels of each group that count, best first.")
 @output_options
 @store_options
-def q_shared(cls_a: str, cls_b: str, model: str | None, by: str, fmt: str | None,
-             opts: StoreOptions) -> None:
+def q_shared(cls_a: str, cls_b: str, model: str | None, by: str, encoder: str | None, ranks: int,
+             fmt: str | None, opts: StoreOptions) -> None:
     """Neurons and group pairs that the circuits of CLASS_A and CLASS_B share, and their circuit
-    similarity: the share both route through the same neurons, per layer and averaged over layers."""
+    similarity: the share both route through the same neurons (or, --by concepts, rest on the same
+    concepts), per layer and averaged over layers."""
     from .. import queries
 
     a, b = _class_arg(cls_a), _class_arg(cls_b)
+    kind = "concepts" if by == "concepts" else "neurons"
     with opts.open(read_only=True) as store:
-        parts = queries.similarity(store, a, b, model=model)
-        df = parts if by == "layer" else queries.shared(store, a, b, model=model, by=by)
+        parts = queries.similarity(store, a, b, model=model, by=kind, encoder=encoder, ranks=ranks)
+        df = parts if by in ("layer", "concepts") else queries.shared(store, a, b, model=model, by=by)
     if fmt is None and by != "layer":
+        what = ("rests on the same concepts" if kind == "concepts" else "runs through the same neurons")
         for _, block in parts.groupby(["run_a", "run_b"], sort=False):
             layers = block[block["layer"] != "(mean)"]
             mean = float(block.loc[block["layer"] == "(mean)", "overlap"].iloc[0])
             detail = ", ".join(f"{r.layer} {100 * r.overlap:.1f}%" for r in layers.itertuples(index=False))
             click.echo(f"circuit similarity {cls_a} ~ {cls_b} ({block['model'].iloc[0]}): {100 * mean:.1f}% "
-                       f"of the class's share runs through the same neurons (mean of {detail})")
+                       f"of the class's share {what} (mean of {detail})")
     emit(df, fmt)
 
 
@@ -457,17 +465,27 @@ def q_shared(cls_a: str, cls_b: str, model: str | None, by: str, fmt: str | None
 @click.argument("cls", metavar="CLASS")
 @click.option("--model", default=None, help="Model name or key (default: every model with CLASS).")
 @click.option("--top", default=10, show_default=True, type=int, help="Most similar classes to list.")
+@click.option("--by", type=click.Choice(["neurons", "concepts"]), default="neurons", show_default=True,
+              help="Compare the neurons the circuits route their share through, or the concepts (CLIP "
+              "labels) that carry it (needs labels).")
+@click.option("--encoder", default=None, help="--by concepts: the CLIP encoder whose labels count (default: "
+              "the one CLASS's run is labelled with).")
+@click.option("--ranks", default=5, show_default=True, type=int,
+              help="--by concepts: labels of each group that count, best first.")
 @output_options
 @store_options
-def q_similar(cls: str, model: str | None, top: int, fmt: str | None, opts: StoreOptions) -> None:
-    """Classes whose circuits route the most share through the same neurons as CLASS does.
+def q_similar(cls: str, model: str | None, top: int, by: str, encoder: str | None, ranks: int,
+              fmt: str | None, opts: StoreOptions) -> None:
+    """Classes whose circuits route the most share through the same neurons as CLASS does (--by
+    concepts: whose circuits rest on the same concepts).
 
-    similarity = mean over layers of the share both classes route through the same neurons; one column
-    per layer gives that layer's part (docs/decisions.md)."""
+    similarity = mean over layers of the share both classes route through the same neurons (or carry by
+    the same concepts); one column per layer gives that layer's part (docs/decisions.md)."""
     from .. import queries
 
     with opts.open(read_only=True) as store:
-        df = queries.similar(store, _class_arg(cls), model=model, top=top)
+        df = queries.similar(store, _class_arg(cls), model=model, top=top, by=by, encoder=encoder,
+                             ranks=ranks)
     fixed = ("of_run", "model", "class", "class_name", "run", "similarity")
     emit(df, fmt, percent_columns=tuple(c for c in df.columns if c not in fixed))
 

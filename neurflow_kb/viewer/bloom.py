@@ -139,6 +139,36 @@ CALL apoc.create.vRelationship(c, 'SIMILAR_TO', {{similarity: similarity}}, cb) 
 RETURN c, rel, cb""", (_CLASS,), "similar",
            "the 10 classes of the same model whose circuits route the most share through the same neurons "
            "(virtual SIMILAR_TO relationships carrying the similarity)"),
+    Phrase("Classes sharing concepts with $class", f"""MATCH (r:Run)-[:EXPLAINS]->(c:Class)
+WHERE r.status = 'complete' AND {_CLASS_WHERE}
+MATCH (r)-[:HAS_GROUP]->(:NeuronGroup)-[l0:LABELED]->(:Concept)
+WHERE l0.rank = 1
+WITH r, c, l0.encoder AS encoder, count(*) AS labelled
+ORDER BY labelled DESC, encoder
+WITH r, c, collect(encoder)[0] AS encoder
+MATCH (rb:Run)-[:EXPLAINS]->(cb:Class)
+WHERE rb.status = 'complete' AND rb.model = r.model AND cb <> c
+  AND EXISTS {{ MATCH (rb)-[:HAS_GROUP]->(:NeuronGroup)-[lb:LABELED]->(:Concept)
+               WHERE lb.rank = 1 AND lb.encoder = encoder }}
+UNWIND [r, rb] AS run
+MATCH (run)-[:HAS_GROUP]->(g:NeuronGroup)-[l:LABELED]->(k:Concept)
+WHERE g.depth < size(run.layers) - 1 AND l.encoder = encoder AND l.rank <= 5
+WITH r, c, rb, cb, run, g, k.text AS concept, max(l.score) AS score
+WITH r, c, rb, cb, run, g, concept, CASE WHEN score > 0 THEN score ELSE 0.0 END AS score
+WITH r, c, rb, cb, run, g, collect([concept, score]) AS labels, sum(score) AS total
+WHERE total > 0
+UNWIND labels AS x
+WITH r, c, rb, cb, run, g.layer AS layer, x[0] AS concept, sum(g.abs_share * x[1] / total) AS mass
+WITH r, c, rb, cb, layer, concept, sum(CASE WHEN run = r THEN mass ELSE 0.0 END) AS pa,
+     sum(CASE WHEN run = rb THEN mass ELSE 0.0 END) AS pb
+WITH r, c, cb, sum(CASE WHEN pa < pb THEN pa ELSE pb END) AS overlap
+WITH c, cb, overlap / (size(r.layers) - 2) AS similarity
+ORDER BY similarity DESC, cb.key LIMIT 10
+CALL apoc.create.vRelationship(c, 'SIMILAR_TO', {{similarity: similarity, by: 'concepts'}}, cb) YIELD rel
+RETURN c, rel, cb""", (_CLASS,), "similar",
+           "the 10 classes of the same model whose circuits rest on the same concepts (`query similar --by "
+           "concepts`: each group's share split among its labels of rank <= 5 by score; the encoder that "
+           "labelled most of the class's groups), as virtual SIMILAR_TO relationships"),
     Phrase("Compare class $class in $model_a and $model_b", f"""MATCH (ma:Model), (mb:Model)
 WHERE (ma.name = $model_a OR ma.key = $model_a) AND (mb.name = $model_b OR mb.key = $model_b)
 MATCH (ra:Run)-[:EXPLAINS]->(c:Class)

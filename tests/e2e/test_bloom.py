@@ -121,6 +121,15 @@ def test_every_search_phrase_runs_on_neo4j_and_finds_something(neo4j_clean) -> N
         assert got.keys() == set(want["class_name"])
         for name, score in zip(want["class_name"], want["similarity"], strict=True):
             assert got[name] == pytest.approx(score, abs=1e-12)
+        # ... and by concepts as `query similar --by concepts` (the encoder labelling most of toy1's groups)
+        by_concepts = next(p.cypher for p in SEARCH_PHRASES if p.text.startswith("Classes sharing concepts"))
+        got = {r["cb"]["name"]: r["rel"]["similarity"] for r in run(by_concepts, **{"class": "toy1"})}
+        with Neo4jStore(srv.uri, user=srv.user, password=srv.password, database=srv.database,
+                        read_only=True) as store:
+            want = queries.similar(store, "toy1", model="toy", by="concepts", encoder="test-clip")
+        assert got.keys() == set(want["class_name"]) and len(got) == 2
+        for name, score in zip(want["class_name"], want["similarity"], strict=True):
+            assert got[name] == pytest.approx(score, abs=1e-12)
         path = run(next(p.cypher for p in SEARCH_PHRASES if p.helper == "path"), group=low)[0]["p"]
         assert path.start_node["key"] == low and "Class" in path.end_node.labels
         assert all(r["weight"] > 0 for r in path.relationships)

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from neurflow_kb import queries
-from neurflow_kb.compare import circuit_similarity, concept_use
+from neurflow_kb.artifact import Circuit
+from neurflow_kb.compare import circuit_similarity, concept_similarity, concept_use
 from neurflow_kb.errors import UserError
 from neurflow_kb.store import LadybugStore
 from neurflow_kb.store.links import ResemblanceConfig, link_runs, resemblances
@@ -39,6 +40,22 @@ def fill(store, circuits) -> None:
     store.write_circuits(circuits)
     lab, emb = labels_for(circuits)
     store.write_labels(lab, emb)
+
+
+def with_labels(circuits) -> list[Circuit]:
+    """The circuits with the labels `fill` writes to a store, in their artifact `labels` table."""
+    lab, _ = labels_for(circuits)
+    out = []
+    for c in circuits:
+        mine = lab[lab["group_key"].str.startswith(c.key + "/")]
+        parts = mine["group_key"].str.split("/", expand=True)
+        table = pd.DataFrame({"layer": parts[1], "group": parts[2].astype("int64"),
+                              **{k: mine[k] for k in ("concept", "vocabulary", "score", "rank", "method",
+                                                      "encoder")}})
+        depth = dict(zip(c.groups["layer"], c.groups["depth"], strict=False))
+        table.insert(0, "depth", table["layer"].map(depth).astype("int64"))
+        out.append(Circuit(manifest=c.manifest, tables={**c.tables, "labels": table}))
+    return out
 
 
 def resembles_rows(store) -> pd.DataFrame:
@@ -84,6 +101,38 @@ def test_similar_and_shared_agree_with_the_artifacts(tmp_path, kbh):
         assert layers["overlap"].tolist() == [*parts["overlap"], score]
         with pytest.raises(UserError, match="top must be >= 1"):
             queries.similar(st, 1, top=0)
+
+
+def test_similar_and_shared_by_concepts_agree_with_the_artifacts(tmp_path, kbh):
+    circuits = [kbh.toy_circuit(c) for c in (0, 1, 2, 3)]
+    with LadybugStore(tmp_path / "kb.lbug") as st:
+        st.write_circuits(circuits)
+        with pytest.raises(UserError, match="labelled with the same CLIP encoder"):
+            queries.similar(st, "toy1", model="toy", by="concepts")
+        lab, emb = labels_for(circuits[:3])                      # toy3 stays unlabelled
+        st.write_labels(lab, emb)
+        df = queries.similar(st, "toy1", model="toy", by="concepts")
+        assert sorted(df["class"]) == [0, 2]                     # the other labelled classes
+        assert df["similarity"].is_monotonic_decreasing
+        by = {c.target_class: c for c in with_labels(circuits[:3])}
+        for row in df.to_dict("records"):
+            score, parts = concept_similarity(by[1], by[row["class"]])
+            assert row["similarity"] == score                    # the same numbers, exactly
+            assert [row[lay] for lay in parts["layer"]] == parts["overlap"].tolist()
+        assert 0 < df["similarity"].max() <= 1.0
+        layers = queries.shared(st, 1, 2, model="toy", by="concepts")
+        score, parts = concept_similarity(by[1], by[2])
+        assert layers["layer"].tolist() == ["b1", "b2", "(mean)"]
+        assert layers["overlap"].tolist() == [*parts["overlap"], score]
+        assert list(layers.columns[-3:]) == ["concepts_a", "concepts_b", "shared"]
+        with pytest.raises(UserError, match="not all labelled by 'other'"):
+            queries.similar(st, 1, model="toy", by="concepts", encoder="other")
+        with pytest.raises(UserError, match="by must be 'neurons' or 'concepts'"):
+            queries.similar(st, 1, model="toy", by="labels")
+        with pytest.raises(UserError, match="ranks must be >= 1"):
+            queries.similarity(st, 1, 2, by="concepts", ranks=0)
+        with pytest.raises(UserError, match="labelled with the same CLIP encoder"):
+            queries.similarity(st, 1, 3, by="concepts")
 
 
 def test_similarity_of_a_circuit_with_itself_is_one_and_overlap_is_bounded(kbh):
@@ -183,6 +232,9 @@ def test_new_queries_return_identical_rows_on_both_stores(tmp_path, two_models, 
         "similar_name": lambda s: queries.similar(s, "toy2", model="twin"),
         "similarity": lambda s: queries.similarity(s, 1, 2, model="toy"),
         "shared_layer": lambda s: queries.shared(s, 2, 3, model="toy", by="layer"),
+        "similar_concepts": lambda s: queries.similar(s, 1, model="toy", by="concepts"),
+        "similar_concepts_ranks": lambda s: queries.similar(s, "toy2", model="twin", by="concepts", ranks=1),
+        "shared_concepts": lambda s: queries.shared(s, 2, 3, model="toy", by="concepts"),
         "compare": lambda s: queries.compare(s, "toy1", ["toy", "twin"]),
         "compare_index": lambda s: queries.compare(s, 2, ["twin", "toy"], min_share=0.05),
         "circuit_share": lambda s: queries.circuit(s, 2, model="twin", min_share=0.05),
@@ -232,6 +284,19 @@ def test_cli_similar_shared_and_compare(tmp_path, two_models):
     assert r.stdout.startswith(f"circuit similarity toy1 ~ toy2 (toy@random): {100 * mean:.1f}%")
     r = invoke("query", "shared", "toy1", "toy2", "--model", "toy", "--by", "layer", "--csv")
     assert r.stdout.splitlines()[0] == "model,run_a,run_b,layer,depth,overlap,neurons_a,neurons_b,shared"
+
+    r = invoke("query", "similar", "toy1", "--model", "toy", "--by", "concepts", "--ranks", "1", "--json")
+    assert r.exit_code == 0, r.output
+    want = queries.similar(kb, "toy1", model="toy", by="concepts", ranks=1)
+    assert [row["similarity"] for row in json.loads(r.stdout)] == want["similarity"].tolist()
+    r = invoke("query", "shared", "toy1", "toy2", "--model", "toy", "--by", "concepts", "--encoder", ENCODER)
+    parts = queries.similarity(kb, "toy1", "toy2", model="toy", by="concepts")
+    mean = parts.loc[parts["layer"] == "(mean)", "overlap"].iloc[0]
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"circuit similarity toy1 ~ toy2 (toy@random): {100 * mean:.1f}% of the "
+                               "class's share rests on the same concepts")
+    bad = invoke("query", "similar", "toy1", "--by", "concepts", "--encoder", "nope")
+    assert bad.exit_code == 2 and bad.stderr.startswith("Error: the runs are not all labelled by 'nope'")
 
     r = invoke("query", "compare", "toy1", "--models", "toy,twin")
     assert r.exit_code == 0, r.output
