@@ -21,10 +21,11 @@ import pyarrow as pa
 
 from ..errors import StoreError, UserError
 from ..values import is_missing
-from .base import BaseStore, check_params, to_frame
+from .base import BaseStore
+from .core import Fault
 from .graph import RelKey
 from .readonly import ladybug_plan_refusal, ladybug_refusal, refusal, statement_texts, strip_explain, tokens
-from .schema import schema, schema_statements
+from .schema import schema
 
 DEFAULT_STORE = "neurflow-kb.lbug"
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class LadybugStore(BaseStore):
     """A knowledge base in one embedded Ladybug file (no server to start)."""
 
     dialect = "ladybug"
+    engine = "Ladybug"
     #: COPY into a growing relationship table costs more per call than per row: write big batches.
     batch_relationships = 4_000_000
     #: One transaction per batch: readers see all of it or nothing, `replace` swaps without a gap.
@@ -145,7 +147,6 @@ class LadybugStore(BaseStore):
         self.lock_timeout = lock_timeout if lock_timeout is not None else (60.0 if read_only else 5.0)
         self._db: Any = None
         self._conn: Any = None
-        self._schema_done = False
         self._in_tx = False
         self._replaced_in_tx = 0
         self._writes_on_conn = 0
@@ -161,6 +162,9 @@ class LadybugStore(BaseStore):
 
     def __repr__(self) -> str:
         return f"LadybugStore({str(self.path)!r}, read_only={self.read_only})"
+
+    def _facts(self) -> dict[str, Any]:
+        return {**super()._facts(), "where": str(self.path)}
 
     # connection -----------------------------------------------------------------------------------
     def open(self) -> LadybugStore:
@@ -196,19 +200,15 @@ class LadybugStore(BaseStore):
                 if read_only and "recovery is pending" in msg:
                     if self._finish_recovery():
                         if recovered:        # replayed, yet still pending: it cannot be finished
-                            raise StoreError(f"{self.path} has an unfinished checkpoint that cannot be "
-                                             f"completed{self._space_hint()}; free disk space and run the "
-                                             "command again") from None
+                            raise self._fail(Fault.CHECKPOINT_STUCK, self._space_hint()) from None
                         recovered = True
                 elif not _transient(msg):
-                    raise StoreError(f"cannot open {self.path}: {_first_line(msg)}") from None
+                    raise self._fail(Fault.CANNOT_OPEN, _first_line(msg)) from None
                 if time.monotonic() > deadline:
                     who = _holder(msg)
                     if read_only:
-                        raise StoreError(f"{self.path} stayed busy with a writer's checkpoint{who} for "
-                                         f"{self.lock_timeout:.0f}s; try again") from None
-                    raise StoreError(f"{self.path} is in use by another writer{who}; wait for it to finish "
-                                     "or use another --store") from None
+                        raise self._fail(Fault.BUSY, holder=who, seconds=self.lock_timeout) from None
+                    raise self._fail(Fault.IN_USE, holder=who) from None
                 time.sleep(0.1)
 
     def _finish_recovery(self) -> bool:
@@ -223,8 +223,7 @@ class LadybugStore(BaseStore):
             if "lock" in msg.lower():
                 return False
             reason = _no_space(msg) or _first_line(msg)
-            raise StoreError(f"{self.path} has an unfinished checkpoint that cannot be completed ({reason}); "
-                             "free disk space and run the command again") from None
+            raise self._fail(Fault.CHECKPOINT_STUCK, f" ({reason})") from None
         db.close()
         return True
 
@@ -280,11 +279,8 @@ class LadybugStore(BaseStore):
             return
         if _COMMITTED in msg and self._replaced_in_tx:
             # Ladybug logs deletes but not bulk COPYs: the deletes stay, the new versions are lost
-            raise StoreError(f"writing to {self.path} failed ({reason}) while replacing "
-                             f"{self._replaced_in_tx} run(s): their old versions are gone and the new ones "
-                             "were not kept; free disk space and load them again") from None
-        raise StoreError(f"cannot {doing} {self.path}: {reason}; nothing of this batch was kept (what was "
-                         "written before it is intact), free disk space and run it again") from None
+            raise self._fail(Fault.NO_SPACE_REPLACING, reason, runs=self._replaced_in_tx) from None
+        raise self._fail(Fault.NO_SPACE, reason, doing=doing) from None
 
     def _exec(self, cypher: str, params: dict[str, Any] | None = None, write: bool = True) -> Any:
         if self._conn is None:
@@ -328,11 +324,26 @@ class LadybugStore(BaseStore):
             self._reopen_reader()
             time.sleep(0.05)
 
-    def _no_schema(self, msg: str, conn: Any = None) -> bool:
+    def _no_schema(self, msg: str) -> bool:
+        """Whether an engine error about a missing table means the file has no schema at all."""
         if not ("does not exist" in msg and ("Table" in msg or "table" in msg)):
             return False
-        res = (conn or self._conn).execute("CALL show_tables() RETURN name")
+        res = self._conn.execute("CALL show_tables() RETURN name")
         return "Run" not in {r[0] for r in res.get_all()}
+
+    def _classify(self, error: BaseException, *, query: bool = False) -> tuple[Fault, str] | None:
+        """Engine errors (`RuntimeError`): a file without schema; for the user's query also a write
+        refused by a read-only handle and anything else the engine says against the query."""
+        if not isinstance(error, RuntimeError):
+            return None
+        msg = _first_line(str(error))
+        if self._no_schema(str(error)):
+            return Fault.NO_SCHEMA, ""
+        if not query:
+            return None
+        if "read-only" in msg.lower() or "read only" in msg.lower():
+            return Fault.WRITES, ""
+        return Fault.REJECTED, msg
 
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
         def run(conn: Any) -> Any:
@@ -343,10 +354,7 @@ class LadybugStore(BaseStore):
             # a writer reads its own (uncommitted) writes; a read-only store reads through retries
             res = self._exec(cypher, params, write=False) if not self.read_only else self._retrying(run)
         except RuntimeError as e:
-            if self._no_schema(str(e), self._conn):
-                raise StoreError(f"{self.path} has no knowledge-base schema yet; run `neurflow-kb init` or "
-                                 "load circuits into it") from None
-            raise
+            self._raise_classified(e)
         return list(res.get_column_names()), res.get_all()
 
     def _write(self, cypher: str, params: dict[str, Any] | None = None) -> None:
@@ -386,78 +394,57 @@ class LadybugStore(BaseStore):
                                               if "TABLE" in str(t) or "COPY" in str(t))
         return self._table_functions
 
-    def _vet(self, cypher: str, params: dict[str, Any], conn: Any) -> None:
+    def _user_cypher(self, cypher: str) -> str:
+        return quote_reserved_properties(cypher)
+
+    def _vet(self, cypher: str, params: dict[str, Any]) -> None:
         """Refuse a read query that writes, reads host files, calls table functions other than the
         catalogue ones, changes settings or manages the database: first from its tokens (before the
         engine sees it: binding a file-reading function already reads the file, some crash the process),
-        then from the plan Ladybug makes of each statement."""
-        if cypher in self._verdicts:
-            reason = self._verdicts[cypher]
-        else:
-            reason = ladybug_refusal(cypher, self._functions(conn))
-            if reason is None:
-                for stmt in statement_texts(cypher):
-                    body = strip_explain(tokens(stmt))
-                    if not body:
-                        reason = "has nothing to run"
-                        break
-                    res = conn.execute("EXPLAIN " + stmt[body[0].pos:], params)
-                    reason = ladybug_plan_refusal(str(res.get_all()[0][0]))
-                    if reason:
-                        break
-            self._verdicts[cypher] = reason
+        then from the plan Ladybug makes of each statement (on the reader handle, through retries)."""
+        if cypher not in self._verdicts:
+            self._verdicts[cypher] = self._retrying(lambda conn: self._verdict(cypher, params, conn))
+        reason = self._verdicts[cypher]
         if reason:
             raise refusal(reason)
 
-    def run_query(self, cypher: str, params: dict[str, Any] | None = None, *,
-                  write: bool = False) -> pd.DataFrame:
-        """Run Cypher with parameters. Read-only unless `write`: on a read-only handle, and refused if it
-        writes, reads files, calls file-reading table functions or changes settings (docs/security.md)."""
-        params = dict(params or {})
-        check_params(params)
-        cypher = quote_reserved_properties(cypher)
+    def _verdict(self, cypher: str, params: dict[str, Any], conn: Any) -> str | None:
+        reason = ladybug_refusal(cypher, self._functions(conn))
+        if reason is not None:
+            return reason
+        for stmt in statement_texts(cypher):
+            body = strip_explain(tokens(stmt))
+            if not body:
+                return "has nothing to run"
+            res = conn.execute("EXPLAIN " + stmt[body[0].pos:], params)
+            reason = ladybug_plan_refusal(str(res.get_all()[0][0]))
+            if reason:
+                return reason
+        return None
 
+    def _execute_user(self, cypher: str, params: dict[str, Any],
+                      write: bool) -> tuple[list[str], list[list[Any]]]:
+        """A write runs on the writer's connection; a read on the read-only handle, through retries."""
         def run(conn: Any) -> Any:
-            if not write:
-                self._vet(cypher, params, conn)
-            log.debug("cypher (user, %s): %s params=%s", "write" if write else "read", cypher, sorted(params))
+            log.debug("cypher (user, read): %s params=%s", cypher, sorted(params))
             return conn.execute(cypher, params)
 
-        try:
-            if write:
-                self._check_writable()
-                res = self._exec(cypher, params)
-            else:
-                res = self._retrying(run)
-        except RuntimeError as e:
-            msg = _first_line(str(e))
-            conn = self._conn if write or self.read_only else self._reader()
-            if self._no_schema(msg, conn):
-                raise StoreError(f"{self.path} has no knowledge-base schema yet; run `neurflow-kb init` or "
-                                 "load circuits into it") from None
-            if "read-only" in msg.lower() or "read only" in msg.lower():
-                raise refusal("writes to the knowledge base") from None
-            raise UserError(f"Ladybug rejected the query: {msg}") from None
+        res = self._exec(cypher, params) if write else self._retrying(run)
         if isinstance(res, list):
             res = res[-1]
-        cols = list(res.get_column_names())
-        return to_frame(cols, [[_plain(v) for v in row] for row in res.get_all()])
+        return list(res.get_column_names()), [[_plain(v) for v in row] for row in res.get_all()]
 
     # writing --------------------------------------------------------------------------------------
-    def init_schema(self) -> None:
-        """Create the node and relationship tables of `cypher/schema.ladybug.cypher` (idempotent), and add
-        columns that files made by earlier versions lack."""
-        if self._schema_done:
-            return
-        self._check_writable()
-        for stmt in schema_statements("ladybug"):
-            self._exec(stmt)
+    def _schema_statement(self, stmt: str) -> None:
+        self._exec(stmt)                # `CREATE ... IF NOT EXISTS`: an existing table is no error
+
+    def _after_schema(self) -> None:
+        """Add the columns that files made by earlier versions lack."""
         for label, table in schema().nodes.items():
             have = {r[1] for r in self._exec(f"CALL table_info('{label}') RETURN *", write=False).get_all()}
             for name, typ in table.props:
                 if name not in have:
                     self._exec(f"ALTER TABLE {label} ADD `{name}` {typ}")
-        self._schema_done = True
 
     def _columns(self, label: str) -> list[str]:
         """Properties of `label` this file has (a file of an earlier version may lack newer ones)."""

@@ -21,10 +21,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pandas as pd
 
 from ..errors import StoreError, UserError
-from .base import BaseStore, check_params, records, to_frame, tuples
+from .base import BaseStore, records, tuples
+from .core import Fault
 from .graph import GraphRows, RelKey
 from .readonly import neo4j_plan_refusal, neo4j_text_refusal, refusal, strip_explain, tokens
-from .schema import schema, schema_statements
+from .schema import schema
 
 # the driver logs transaction retries as warnings; a library should not print them on stderr
 logging.getLogger("neo4j").addHandler(logging.NullHandler())
@@ -75,10 +76,6 @@ def check_uri(uri: str) -> None:
         raise UserError("the Neo4j URI contains spaces or control characters; write it as bolt://host:7687")
 
 
-def _reraise(e: BaseException) -> Any:
-    raise e
-
-
 def _plain(v: Any) -> Any:
     """Driver values -> plain Python (nodes and relationships become property dicts)."""
     from neo4j.graph import Node, Path, Relationship
@@ -108,6 +105,7 @@ class Neo4jStore(BaseStore):
     """A knowledge base on a Neo4j server (or Aura / a cluster via neo4j+s:// and a database name)."""
 
     dialect = "neo4j"
+    engine = "Neo4j"
     #: How long a claim on a run lasts without renewal (NEURFLOW_KB_LEASE_SECONDS); the writer renews
     #: it every quarter of this, and a crashed writer's runs are taken over this long after it died.
     lease_seconds: float = 30.0
@@ -130,7 +128,6 @@ class Neo4jStore(BaseStore):
         self.read_only = read_only
         self.batch_size = batch_size
         self._driver: Any = None
-        self._schema_done = False
         self._tx: Any = None                      # the explicit transaction `_atomic` runs in, if any
         self._token = uuid.uuid4().hex            # this writer's claim token
         self._claims: set[str] = set()            # runs this writer holds
@@ -155,6 +152,9 @@ class Neo4jStore(BaseStore):
     def __repr__(self) -> str:
         return f"Neo4jStore({safe_uri(self.uri)!r}, user={self.user!r}, database={self.database!r})"
 
+    def _facts(self) -> dict[str, Any]:
+        return {**super()._facts(), "where": safe_uri(self.uri), "user": self.user, "database": self.database}
+
     # connection -----------------------------------------------------------------------------------
     def open(self) -> Neo4jStore:
         """Connect and check server, credentials and database with one trivial query."""
@@ -171,7 +171,7 @@ class Neo4jStore(BaseStore):
             msg = str(e).splitlines()[0].replace(self.uri, safe_uri(self.uri))
             if self._password:
                 msg = msg.replace(self._password, "***")
-            raise UserError(f"cannot use Neo4j URI {safe_uri(self.uri)!r}: {msg}") from None
+            raise self._fail(Fault.BAD_URI, msg) from None
         try:
             self._guard(self._driver.verify_connectivity)
             self._execute("RETURN 1", {}, write=False)
@@ -224,33 +224,37 @@ class Neo4jStore(BaseStore):
 
     def _guard(self, fn: Any, *args: Any, **kw: Any) -> Any:
         """Call the driver, turning its errors into one-line `StoreError` / `UserError`s (no secrets)."""
-        from neo4j import exceptions as ex
-
         try:
             return fn(*args, **kw)
-        except ex.AuthError:
-            raise StoreError(f"{self.describe()} rejected user {self.user!r}: wrong user name or password "
-                             "(set --user/--password or NEO4J_USER/NEO4J_PASSWORD)") from None
-        except (ex.ServiceUnavailable, ex.SessionExpired, OSError):
-            raise StoreError(f"cannot reach {self.describe()}: is the server running and the URI right? "
-                             "(--neo4j URI or NEO4J_URI)") from None
-        except ex.ClientError as e:
-            code = e.code or ""
-            msg = (e.message or str(e)).strip().splitlines()[0]
+        except Exception as e:  # noqa: BLE001 - `_classify` picks the driver's; the rest propagates
+            self._raise_classified(e)
+
+    def _classify(self, error: BaseException, *, query: bool = False) -> tuple[Fault, str] | None:
+        """Driver errors: credentials, connection, database, permissions, the server's verdict on a
+        statement; for the user's query also parameters the driver cannot send."""
+        from neo4j import exceptions as ex
+
+        if isinstance(error, ex.AuthError):
+            return Fault.AUTH, ""
+        if isinstance(error, ex.ServiceUnavailable | ex.SessionExpired | OSError):
+            return Fault.UNREACHABLE, ""
+        if isinstance(error, ex.Neo4jError):
+            code = error.code or ""
+            msg = (error.message or str(error)).strip().splitlines()[0]
+            if not isinstance(error, ex.ClientError):
+                return Fault.FAILED, msg
             if code.endswith("DatabaseNotFound"):
-                raise StoreError(f"{safe_uri(self.uri)} has no database {self.database!r}; create it or pick "
-                                 "another with --database / NEO4J_DATABASE") from None
+                return Fault.NO_DATABASE, ""
             if code.endswith("Statement.AccessMode") or "read access mode" in msg:
-                raise UserError("the query writes to the knowledge base; it runs read-only unless you "
-                                "pass --write") from None
+                return Fault.WRITES, ""
             if code.startswith("Neo.ClientError.Security"):
-                raise StoreError(f"{self.describe()} refused access for user {self.user!r}: {msg}") from None
-            raise UserError(f"Neo4j rejected the query: {msg}") from None
-        except ex.Neo4jError as e:
-            msg = (e.message or str(e)).strip().splitlines()[0]
-            raise StoreError(f"{self.describe()} failed: {msg}") from None
-        except ex.DriverError as e:
-            raise StoreError(f"{self.describe()} failed: {str(e).strip().splitlines()[0]}") from None
+                return Fault.FORBIDDEN, msg
+            return Fault.REJECTED, msg
+        if isinstance(error, ex.DriverError):
+            return Fault.FAILED, str(error).strip().splitlines()[0]
+        if query and isinstance(error, TypeError | ValueError):
+            return Fault.BAD_PARAMS, str(error).splitlines()[0]
+        return None
 
     # primitives -----------------------------------------------------------------------------------
     def _read(self, cypher: str, params: dict[str, Any] | None = None) -> tuple[list[str], list[list[Any]]]:
@@ -260,26 +264,16 @@ class Neo4jStore(BaseStore):
         self._check_writable()
         self._execute(cypher, params or {}, write=True)
 
-    def run_query(self, cypher: str, params: dict[str, Any] | None = None, *,
-                  write: bool = False) -> pd.DataFrame:
-        """Run Cypher with parameters: in a WRITE transaction when `write`, else in a READ transaction
-        after checking its plan (no writes, administration commands, LOAD CSV, other databases, or
-        procedures and functions that reach outside the database; docs/security.md)."""
-        params = dict(params or {})
-        check_params(params)
-        if write:
-            self._check_writable()
-        else:
-            self._vet(cypher, params)
-        try:
-            cols, rows = self._execute(cypher, params, write=write)
-        except (TypeError, ValueError) as e:
-            raise UserError(f"Neo4j cannot take the query parameters: {str(e).splitlines()[0]}") from None
-        return to_frame(cols, rows)
+    def _execute_user(self, cypher: str, params: dict[str, Any],
+                      write: bool) -> tuple[list[str], list[list[Any]]]:
+        """In a WRITE transaction when `write`, else in a READ one (after `_vet`)."""
+        return self._execute(cypher, params, write=write)
 
     def _vet(self, cypher: str, params: dict[str, Any]) -> None:
         """Refuse a read query whose plan (the server's own parse, made by EXPLAIN without running it)
-        or, as a second line, whose tokens show more than a read of this database."""
+        or, as a second line, whose tokens show more than a read of this database: no writes,
+        administration commands, LOAD CSV, other databases, or procedures and functions that reach
+        outside the database (docs/security.md)."""
         if cypher not in self._verdicts:
             self._verdicts[cypher] = self._plan_refusal(cypher, params) or neo4j_text_refusal(cypher)
         reason = self._verdicts[cypher]
@@ -287,6 +281,7 @@ class Neo4jStore(BaseStore):
             raise refusal(reason)
 
     def _plan_refusal(self, cypher: str, params: dict[str, Any]) -> str | None:
+        """The refusal the plan of `cypher` gives, if any (driver errors go to `run_query`'s mapping)."""
         import neo4j
         from neo4j import exceptions as ex
 
@@ -297,45 +292,35 @@ class Neo4jStore(BaseStore):
             return "has nothing to run"
         body = cypher[toks[0].pos:]
         if self._home_db is None:
-            self._home_db = self.database or self._guard(
-                self._driver.execute_query, "EXPLAIN RETURN 1", database_=self.database,
+            self._home_db = self.database or self._driver.execute_query(
+                "EXPLAIN RETURN 1", database_=self.database,
                 routing_=neo4j.RoutingControl.READ).summary.database
         try:
             res = self._driver.execute_query("EXPLAIN " + body, params, database_=self.database,
                                              routing_=neo4j.RoutingControl.READ)
         except ex.ClientError as e:
-            code = e.code or ""
             msg = (e.message or str(e)).strip().splitlines()[0]
-            if "AdministrationCommand" in code or "Administration Commands" in msg:
+            if "AdministrationCommand" in (e.code or "") or "Administration Commands" in msg:
                 return "is an administration command"
-            return self._guard(_reraise, e)
-        except (TypeError, ValueError) as e:
-            raise UserError(f"Neo4j cannot take the query parameters: {str(e).splitlines()[0]}") from None
-        except Exception as e:  # noqa: BLE001 - the driver's connection errors become one line
-            return self._guard(_reraise, e)
+            raise
         summary = res.summary
         return neo4j_plan_refusal(summary.plan, summary.query_type, summary.database, self._home_db)
 
-    def init_schema(self) -> None:
-        """Create the constraints and indexes of `cypher/schema.cypher` (idempotent, also when several
-        writers do it at once: `IF NOT EXISTS` does not cover a rule another transaction is creating)."""
+    def _schema_statement(self, stmt: str) -> None:
+        """One constraint or index of `cypher/schema.cypher`; one that exists is no error, also when
+        another writer creates it at the same moment (`IF NOT EXISTS` does not cover that)."""
         import neo4j
         from neo4j import exceptions as ex
 
-        if self._schema_done:
-            return
-        self._check_writable()
         if self._driver is None:
             self.open()
-        for stmt in schema_statements("neo4j"):
-            try:
-                self._driver.execute_query(stmt, database_=self.database, routing_=neo4j.RoutingControl.WRITE)
-            except ex.ClientError as e:
-                if not (e.code or "").endswith(("EquivalentSchemaRuleAlreadyExists", "AlreadyExists")):
-                    self._guard(_reraise, e)
-            except Exception as e:  # noqa: BLE001 - connection errors become one line
-                self._guard(_reraise, e)
-        self._schema_done = True
+        try:
+            self._driver.execute_query(stmt, database_=self.database, routing_=neo4j.RoutingControl.WRITE)
+        except ex.ClientError as e:
+            if not (e.code or "").endswith(("EquivalentSchemaRuleAlreadyExists", "AlreadyExists")):
+                self._raise_classified(e)
+        except Exception as e:  # noqa: BLE001 - connection errors become one line
+            self._raise_classified(e)
 
     def _batches(self, rows: list[Any]) -> list[_Rows]:
         return [_Rows(rows[i:i + self.batch_size]) for i in range(0, len(rows), self.batch_size)]
