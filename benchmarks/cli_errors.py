@@ -33,21 +33,23 @@ from neurflow_kb_dev.synthetic import synthetic_circuit  # noqa: E402
 BASELINES = ("version", "models")
 
 
-def cases(tmp: Path) -> dict[str, tuple[list[str], int]]:
-    """name -> (arguments of `neurflow-kb`, the exit code it must give)."""
+def cases(tmp: Path) -> dict[str, tuple[list[str], int, str]]:
+    """name -> (arguments of `neurflow-kb`, the exit code it must give, what its stderr must say)."""
     art = synthetic_circuit(3, model="toy", weights="random", chain=(("a", 8), ("b", 12), ("logits", 5)),
                             nodes_per_layer=(2, 6), tau=3).save(tmp / "art")
     images = tmp / "images"
     images.mkdir()
     circuit = ["circuit", "--images", str(images), "--class", "0", "--out", str(tmp / "out")]
     return {
-        "version": (["--version"], 0),
-        "models": (["models"], 0),
-        "label-missing-clip-weights": (["label", str(art)], 2),
-        "unknown-model": ([*circuit, "--model", "resnet9"], 2),
-        "pretrained-not-cached": ([*circuit, "--model", "resnet50"], 2),
-        "missing-weights-file": ([*circuit, "--model", "resnet18", "--weights", str(tmp / "none.pth")], 2),
-        "missing-knowledge-base": (["query", "drivers", "1", "--store", str(tmp / "none.lbug")], 2),
+        "version": (["--version"], 0, ""),
+        "models": (["models"], 0, ""),
+        "label-missing-clip-weights": (["label", str(art)], 2, "are not cached"),
+        "unknown-model": ([*circuit, "--model", "resnet9"], 2, "unknown model 'resnet9'"),
+        "pretrained-not-cached": ([*circuit, "--model", "resnet50"], 2, "not in the torch hub cache"),
+        "missing-weights-file": ([*circuit, "--model", "resnet18", "--weights", str(tmp / "none.pth")], 2,
+                                 "weights file not found"),
+        "missing-knowledge-base": (["query", "drivers", "1", "--store", str(tmp / "none.lbug")], 2,
+                                   "no knowledge base at"),
     }
 
 
@@ -58,7 +60,7 @@ def offline_env(tmp: Path) -> dict[str, str]:
                   "XDG_CACHE_HOME": str(tmp / "cache"), "TORCH_HOME": str(tmp / "torch")}
 
 
-def time_case(args: list[str], code: int, env: dict[str, str], repeat: int) -> dict:
+def time_case(args: list[str], code: int, needle: str, env: dict[str, str], repeat: int) -> dict:
     seconds = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -68,8 +70,8 @@ def time_case(args: list[str], code: int, env: dict[str, str], repeat: int) -> d
             raise SystemExit(f"`neurflow-kb {' '.join(args)}` exited {run.returncode}, not {code}: "
                              f"{run.stderr[-500:]}")
         one_line = run.stderr.startswith("Error: ") and len(run.stderr.strip().splitlines()) == 1
-        if code == 2 and not one_line:
-            raise SystemExit(f"`neurflow-kb {' '.join(args)}` did not print one Error line: "
+        if code == 2 and not (one_line and needle in run.stderr):
+            raise SystemExit(f"`neurflow-kb {' '.join(args)}` did not print one Error line with {needle!r}: "
                              f"{run.stderr[-500:]}")
     return {"median_s": round(statistics.median(seconds), 3), "max_s": round(max(seconds), 3),
             "exit_code": code, "repeat": repeat}
@@ -83,7 +85,8 @@ def main() -> None:
         tmp = Path(d)
         env = offline_env(tmp)
         table = cases(tmp)
-        results = {name: time_case(a, code, env, args.repeat) for name, (a, code) in table.items()}
+        results = {name: time_case(a, code, needle, env, args.repeat)
+                   for name, (a, code, needle) in table.items()}
     load = os.getloadavg()[0]
     for name, r in results.items():
         line = {"benchmark": "cli-errors", "case": name, **r, "load1": round(load, 2)}
