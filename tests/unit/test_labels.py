@@ -99,9 +99,14 @@ def _offline_env(tmp_path: Path) -> dict[str, str | None]:
 
 
 def test_missing_weights_offline_fail_at_once_with_one_line(tmp_path: Path, network_attempts: list,
-                                                            parameters_built: list) -> None:
+                                                            parameters_built: list,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """"At once": no name lookup or connection is tried and no CLIP model is built before the one-line
     error (the time it takes is measured in benchmarks/cli_errors.py)."""
+    import huggingface_hub.constants
+
+    # in-process, the Hugging Face cache was fixed when huggingface_hub was imported: empty it too
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     art = small_circuit().save(tmp_path / "art")
     run = invoke(["label", str(art)], env=_offline_env(tmp_path))
     line = one_line_error(run, "--clip-checkpoint PATH", "ViT-B-32/openai")
