@@ -121,3 +121,47 @@ def neo4j_clean(neo4j_server: Neo4jServer) -> Neo4jServer:
     """The test Neo4j with its `neo4j` database emptied (nodes, constraints, indexes) before the test."""
     neo4j_server.wipe()
     return neo4j_server
+
+
+@pytest.fixture
+def network_attempts(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Every name lookup and socket connect the test's code makes, recorded as it goes through (nothing is
+    blocked: the calls still happen): ("getaddrinfo", host, port) and ("connect", address, the socket's
+    timeout). "No download, fail at once" is asserted as an empty list."""
+    import socket
+
+    seen: list[tuple] = []
+    lookup, connect, connect_ex = socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        seen.append(("getaddrinfo", host, port))
+        return lookup(host, port, *args, **kwargs)
+
+    def record(call):
+        def wrapper(self, address):
+            seen.append((call.__name__, address, self.gettimeout()))
+            return call(self, address)
+        return wrapper
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", record(connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", record(connect_ex))
+    return seen
+
+
+@pytest.fixture
+def parameters_built() -> Iterator[list[str]]:
+    """Names of the parameters registered on any `nn.Module` while the test runs (torch's global
+    registration hook): empty means no model was built."""
+    from torch.nn.modules.module import register_module_parameter_registration_hook
+
+    names: list[str] = []
+
+    def hook(module, name, param):
+        names.append(f"{type(module).__name__}.{name}")
+
+    handle = register_module_parameter_registration_hook(hook)
+    try:
+        yield names
+    finally:
+        handle.remove()

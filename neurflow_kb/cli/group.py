@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -29,17 +30,28 @@ class _Group(click.Group):
               "pass, workers) or debug (also every Cypher statement with its parameter names).")
 def main(log_level: str) -> None:
     """NeurFlow circuits of vision models, as a queryable knowledge base."""
-    configure_logging(log_level)
+    click.get_current_context().call_on_close(configure_logging(log_level))
 
 
-def configure_logging(level: str) -> None:
-    """Send the package's log records at `level` and above to stderr (other libraries stay quiet)."""
+def configure_logging(level: str) -> Callable[[], None]:
+    """Send the package's log records at `level` and above to stderr (other libraries stay quiet); return
+    what puts the logger back as it was (the command runs it on exit: a process that invokes the CLI more
+    than once, like the tests, keeps no level or handler of an earlier run)."""
     logger = logging.getLogger("neurflow_kb")
+    saved = logger.level
     logger.setLevel(level.upper())
+    added = None
     if level != "warning" and not any(isinstance(h, _Stderr) for h in logger.handlers):
-        handler = _Stderr()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
+        added = _Stderr()
+        added.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(added)
+
+    def restore() -> None:
+        logger.setLevel(saved)
+        if added is not None:
+            logger.removeHandler(added)
+
+    return restore
 
 
 class _Stderr(logging.StreamHandler):

@@ -17,7 +17,7 @@ from neurflow_kb.store.schema import cypher_dir, schema
 from neurflow_kb.viewer.bloom import SEARCH_PHRASES, perspective, style_grass
 from neurflow_kb_dev.synthetic import synthetic_circuit, synthetic_labels
 
-#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+#: End to end (trained worlds, a browser): not in the fast suite.
 pytestmark = pytest.mark.slow
 
 TOY_CHAIN = (("conv", 32), ("b1", 48), ("b2", 48), ("logits", 10))

@@ -6,21 +6,18 @@ or options are refused with one line."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from conftest import CLI
 
 from neurflow_kb import NeurFlow, NeurFlowConfig
-from neurflow_kb.cli import main
 from neurflow_kb.debug import debug_image
 from neurflow_kb.models import get_adapter
 from neurflow_kb.viewer import from_circuit
 from neurflow_kb.world import CLASS_NAMES, generate
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
-#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+#: End to end (a circuit of the world classifier): not in the fast suite.
 pytestmark = pytest.mark.slow
 
 BEE = CLASS_NAMES.index("bee")
@@ -42,9 +39,8 @@ def world_case(tmp_path_factory: pytest.TempPathFactory):
 def test_debug_cli_matches_the_api_and_writes_html(world_case, tmp_path: Path) -> None:
     adapter, circuit, art, image = world_case
     out = tmp_path / "why.html"
-    run = subprocess.run([CLI, "debug", str(image), "--model", "world", "--artifact", str(art), "--json",
-                          "-o", str(out)], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
+    run = invoke(["debug", str(image), "--model", "world", "--artifact", str(art), "--json", "-o", str(out)])
+    assert run.exit_code == 0, run.stderr
     got = json.loads(run.stdout)
     expected = debug_image(adapter, image, from_circuit(circuit))
     assert got["class"] == BEE and got["predicted"] == expected.predicted == BEE   # the class defaults to it
@@ -58,9 +54,9 @@ def test_debug_cli_matches_the_api_and_writes_html(world_case, tmp_path: Path) -
     assert [p["gid"] for p in got["path"]] == expected.path["gid"].tolist()
     assert out.is_file() and "Strongest path to the class" in out.read_text()
 
-    # the same command in-process (no second torch start-up): the text report
+    # the text report
     args = ["debug", str(image), "--model", "world", "--artifact", str(art), "--class", "bee", "-o", str(out)]
-    text = CliRunner().invoke(main, args)
+    text = invoke(args)
     assert text.exit_code == 0, text.output
     assert "groups fire (score >= 0.8)" in text.output and "strongest path to the class:" in text.output
     assert f"-> class {BEE} 'bee'" in text.output and f"predicted {BEE} 'bee'" in text.output
@@ -72,12 +68,9 @@ def test_debug_cli_refuses_a_circuit_of_another_class_or_model(world_case, tmp_p
     for extra, needle in ((["--class", "wasp"], f"explains class {BEE}"),
                           (["--weights", "random"], "but --model/--weights give world (random (seed 0)"),
                           (["--floor", "0"], "floor")):
-        res = CliRunner().invoke(main, [*base, *extra])
+        res = invoke([*base, *extra])
         assert res.exit_code == 2, res.output
         assert res.output.count("\n") == 1 and needle in res.output
-    run = subprocess.run([CLI, *base, "--save"], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "--save writes to the" in run.stderr
-    assert "Traceback" not in run.stderr
-    missing = subprocess.run([CLI, "debug", str(tmp_path / "nope.png"), "--model", "world", "--artifact",
-                              str(art)], capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    one_line_error(invoke([*base, "--save"]), "--save writes to the")
+    missing = invoke(["debug", str(tmp_path / "nope.png"), "--model", "world", "--artifact", str(art)])
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr

@@ -6,32 +6,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CLI, Planted
+from conftest import Planted
 
 from neurflow_kb.labels import label_circuit, load_clip
 from neurflow_kb.labels.recipes import EncoderRecipe, stored_encoder
 from neurflow_kb.models.identity import module_digest
 from neurflow_kb.store import LadybugStore
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
 CONCEPTS = ["red", "green", "blue", "yellow", "gray", "circle", "square", "stripes", "wood", "sky"]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300)
-
-
-def one_line(run: subprocess.CompletedProcess, *needles: str) -> str:
-    assert run.returncode == 2, (run.returncode, run.stdout, run.stderr)
-    lines = [ln for ln in run.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), run.stderr
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
 
 
 def other_weights(src: Path, dst: Path) -> Path:
@@ -44,6 +31,7 @@ def other_weights(src: Path, dst: Path) -> Path:
     return dst
 
 
+@pytest.mark.slow          # the trained planted world
 def test_search_and_label_load_the_recorded_encoder_and_check_its_weights(kb, planted: Planted,
                                                                           tmp_path: Path) -> None:
     open_kb, args = kb
@@ -61,27 +49,28 @@ def test_search_and_label_load_the_recorded_encoder_and_check_its_weights(kb, pl
                                                 "digest": clip.recipe.digest}]
         assert stored_encoder(st) == clip.recipe
 
-    given = cli("query", "search", "blue", "--clip-checkpoint", str(ckpt), "--limit", "5", "--json", *args)
-    bare = cli("query", "search", "blue", "--limit", "5", "--json", *args)
-    assert given.returncode == 0 and bare.returncode == 0, (given.stderr, bare.stderr)
+    given = invoke(["query", "search", "blue", "--clip-checkpoint", str(ckpt), "--limit", "5", "--json",
+                    *args])
+    bare = invoke(["query", "search", "blue", "--limit", "5", "--json", *args])
+    assert given.exit_code == 0 and bare.exit_code == 0, (given.stderr, bare.stderr)
     rows = json.loads(bare.stdout)
     assert len(rows) == 5 and rows == json.loads(given.stdout)
     assert rows[0]["class_name"] == "blue square"
 
     vocab = tmp_path / "concepts.txt"
     vocab.write_text("\n".join(CONCEPTS) + "\n")
-    relabel = cli("label", "--vocabulary", str(vocab), "--top-n", "3", "--replace", *args)
-    assert relabel.returncode == 0, relabel.stderr
+    relabel = invoke(["label", "--vocabulary", str(vocab), "--top-n", "3", "--replace", *args])
+    assert relabel.exit_code == 0, relabel.stderr
     assert "with local-dir:tiny-clip" in relabel.stdout
 
     # another encoder under the same id: its labels and its searches are refused, nothing is written
     other = other_weights(planted.clip_dir, tmp_path / "other" / "tiny-clip")
-    one_line(cli("query", "search", "blue", "--clip-checkpoint", str(other), *args), "other weights",
-             clip.recipe.digest)
+    one_line_error(invoke(["query", "search", "blue", "--clip-checkpoint", str(other), *args]),
+                   "other weights", clip.recipe.digest)
     with open_kb() as st:
         before = st.counts()
-    one_line(cli("label", "--clip-checkpoint", str(other), "--vocabulary", str(vocab), "--replace", *args),
-             "records encoder 'local-dir:tiny-clip'", clip.recipe.digest)
+    one_line_error(invoke(["label", "--clip-checkpoint", str(other), "--vocabulary", str(vocab), "--replace",
+                           *args]), "records encoder 'local-dir:tiny-clip'", clip.recipe.digest)
     with open_kb() as st:
         assert st.counts() == before and st.encoders()["digest"].tolist() == [clip.recipe.digest]
 
@@ -91,8 +80,8 @@ def test_search_and_label_load_the_recorded_encoder_and_check_its_weights(kb, pl
         assert dst.encoders().to_dict("records") == src.encoders().to_dict("records")
 
     shutil.rmtree(ckpt)
-    one_line(cli("query", "search", "blue", *args), "local-dir:tiny-clip", str(ckpt.resolve()),
-             "does not exist any more", "--clip-checkpoint")
+    one_line_error(invoke(["query", "search", "blue", *args]), "local-dir:tiny-clip", str(ckpt.resolve()),
+                   "does not exist any more", "--clip-checkpoint")
 
 
 def test_registered_local_encoder_is_recorded_by_name_and_found_by_name() -> None:
@@ -111,7 +100,7 @@ def test_registered_local_encoder_is_recorded_by_name_and_found_by_name() -> Non
     ({"encoder": "x", "kind": "checkpoint", "digest": "sha256:1"}, "lacks 'path'"),
     ({"encoder": "x", "kind": "pretrained", "model": 3, "digest": "sha256:1"}, "non-text 'model'"),
 ])
-def test_a_damaged_recipe_is_one_line(fields: dict, needle: str) -> None:
+def test_a_damaged_recipe_is_one_line_error(fields: dict, needle: str) -> None:
     from neurflow_kb.errors import UserError
 
     with pytest.raises(UserError, match=needle):

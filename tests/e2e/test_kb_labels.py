@@ -6,22 +6,20 @@ labels an artifact, `query search` ranks groups by cosine similarity with the cl
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
-from conftest import ARTIFACTS, CLI, Planted
+from conftest import ARTIFACTS, Planted
 
 from neurflow_kb import Circuit, queries
-from neurflow_kb.cli import main
 from neurflow_kb.labels import DEFAULT_TEMPLATES, label_circuit, load_clip
 from neurflow_kb.store import LadybugStore
 from neurflow_kb.store.graph import artifact_labels
+from neurflow_kb_dev.cli_runs import invoke
 
-#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+#: End to end (trained worlds, a browser): not in the fast suite.
 pytestmark = pytest.mark.slow
 
 CONCEPTS = ["red", "green", "blue", "yellow", "gray", "circle", "square", "stripes", "wood", "sky"]
@@ -69,9 +67,9 @@ def test_labelled_artifacts_land_in_the_store_and_search_ranks_groups(kb, labell
     expected = ranking("blue", 6)
     q = clip.encode_concepts(["blue"], DEFAULT_TEMPLATES)[0].astype(np.float64)
 
-    run = subprocess.run([CLI, "query", "search", "blue", "--clip-checkpoint", str(planted.clip_dir),
-                          "--limit", "6", "--json", *args], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
+    run = invoke(["query", "search", "blue", "--clip-checkpoint", str(planted.clip_dir), "--limit", "6",
+                  "--json", *args])
+    assert run.exit_code == 0, run.stderr
     got = json.loads(run.stdout)
     assert [r["group_key"] for r in got] == [k for k, _, _ in expected]
     np.testing.assert_allclose([r["similarity"] for r in got], [s for _, s, _ in expected], atol=1e-4)
@@ -98,11 +96,11 @@ def test_label_command_labels_the_store_like_the_artifact(kb, labelled, planted)
     vocab.write_text("\n".join(CONCEPTS) + "\n")
     cli = ["label", "--clip-checkpoint", str(planted.clip_dir), "--vocabulary", str(vocab), "--top-n", "3",
            *args]
-    res = CliRunner().invoke(main, cli)
+    res = invoke(cli)
     assert res.exit_code == 0, res.output
     n_groups = sum(len(c.groups) for c in labelled.values())
     assert f"labelled {n_groups} groups in 2 runs" in res.output
-    again = CliRunner().invoke(main, cli)
+    again = invoke(cli)
     assert again.exit_code == 0 and "labelled 0 groups" in again.output
     assert f"{n_groups} already labelled" in again.output
     with open_kb(read_only=True) as st:
@@ -128,10 +126,10 @@ def test_label_methods_live_side_by_side_in_the_store(kb, planted) -> None:
     n_groups = sum(len(planted.circuit(cls).groups) for cls in planted.artifacts)
     for extra, method in (([], "clip-contrast-run-0.75"), (["--label-method", "mean"], "clip-mean-softmax"),
                           (["--reference", "layer", "--contrast-weight", "1"], "clip-contrast-layer-1")):
-        res = CliRunner().invoke(main, [*base, *extra])
+        res = invoke([*base, *extra])
         assert res.exit_code == 0, res.output
         assert f"labelled {n_groups} groups" in res.output and method in res.output
-    again = CliRunner().invoke(main, [*base, "--label-method", "mean"])
+    again = invoke([*base, "--label-method", "mean"])
     assert again.exit_code == 0 and "labelled 0 groups" in again.output
     with open_kb(read_only=True) as st:
         got = st.run_query("MATCH (g:NeuronGroup)-[l:LABELED]->(:Concept) RETURN l.method AS method, "
@@ -139,7 +137,7 @@ def test_label_methods_live_side_by_side_in_the_store(kb, planted) -> None:
     assert dict(zip(got["method"], got["n"].astype(int), strict=True)) == {
         "clip-contrast-layer-1": 2 * n_groups, "clip-contrast-run-0.75": 2 * n_groups,
         "clip-mean-softmax": 2 * n_groups}
-    bad = CliRunner().invoke(main, [*base, "--contrast-weight", "2"])
+    bad = invoke([*base, "--contrast-weight", "2"])
     assert bad.exit_code == 2 and "0.0<=x<=1.0" in bad.output
 
 
@@ -162,7 +160,7 @@ def test_view_from_the_store_in_chromium(kb, labelled, browser, tmp_path) -> Non
     with open_kb() as st:
         st.write_circuits(labelled.values())
     out = tmp_path / "blue.html"
-    res = CliRunner().invoke(main, ["view", "--class", "blue square", "-o", str(out), *args])
+    res = invoke(["view", "--class", "blue square", "-o", str(out), *args])
     assert res.exit_code == 0, res.output
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     errors: list[str] = []
@@ -195,7 +193,7 @@ def test_debug_save_makes_the_image_queryable(kb, tmp_path) -> None:
         st.write_circuit(circuit)
     image = tmp_path / "bee.png"
     generate(1, seed=99, classes=["bee"]).pil()[0].save(image)
-    res = CliRunner().invoke(main, ["debug", str(image), "--model", "world", "--save", "--json",
+    res = invoke(["debug", str(image), "--model", "world", "--save", "--json",
                                     "-o", str(tmp_path / "why.html"), *args])
     assert res.exit_code == 0, res.output
     report = json.loads(res.output[res.output.index("{"):])
@@ -210,7 +208,7 @@ def test_debug_save_makes_the_image_queryable(kb, tmp_path) -> None:
         n = st.run_query("MATCH (:Image)-[a:ACTIVATES]->() RETURN count(a) AS n")["n"].iloc[0]
         assert int(n) == len(firing)
     # debugging the same image again replaces its links instead of adding more
-    again = CliRunner().invoke(main, ["debug", str(image), "--model", "world", "--save",
+    again = invoke(["debug", str(image), "--model", "world", "--save",
                                       "-o", str(tmp_path / "why.html"), *args])
     assert again.exit_code == 0, again.output
     with open_kb(read_only=True) as st:
@@ -231,7 +229,7 @@ def test_ingest_label_writes_labelled_runs(tmp_path) -> None:
             str(tmp_path / "circuits"), "--tau", "4", "--top-k", "10", "--ig-steps", "8", "--max-nodes", "10",
             "--quiet", "--store", str(kb), "--label", "--clip-checkpoint", str(world_clip_dir()),
             "--vocabulary", str(vocab), "--template", "{}", "--template", "a photo of {}", "--top-n", "2"]
-    res = CliRunner().invoke(main, args)
+    res = invoke(args)
     assert res.exit_code == 0, res.output
     assert res.output.count("written class") == 2
     with LadybugStore(kb, read_only=True) as st:
@@ -247,10 +245,10 @@ def test_ingest_label_writes_labelled_runs(tmp_path) -> None:
                                templates=("{}", "a photo of {}"))
         assert len(found) == 3 and set(found["class_name"]) <= {"bee", "wasp"}
     # a second ingest reuses the labelled circuits and changes nothing
-    again = CliRunner().invoke(main, args)
+    again = invoke(args)
     assert again.exit_code == 0 and again.output.count("skipped class") == 2, again.output
     # another label method relabels the saved circuits; the store keeps both methods' labels
-    mean = CliRunner().invoke(main, [*args, "--label-method", "mean"])
+    mean = invoke([*args, "--label-method", "mean"])
     assert mean.exit_code == 0 and mean.output.count("labelled class") == 2, mean.output
     with LadybugStore(kb, read_only=True) as st:
         methods = set(st.run_query("MATCH ()-[l:LABELED]->() RETURN DISTINCT l.method AS m")["m"])

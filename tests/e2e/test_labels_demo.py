@@ -4,28 +4,27 @@ mean-embedding labels (with the seven photo prompts, as before) name on the same
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import CLI
+from click.testing import Result
 
 from neurflow_kb import Circuit
 from neurflow_kb.labels import DEFAULT_TEMPLATES, METHOD, label_circuit, load_clip
 from neurflow_kb.world import CONCEPTS, WORLD_CLASSES, world_clip_dir
+from neurflow_kb_dev.cli_runs import invoke
 
-#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+#: End to end (trained worlds, a browser): not in the fast suite.
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """`neurflow-kb demo` run once into a temporary folder: (that folder, the finished process)."""
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Result]:
+    """`neurflow-kb demo` run once into a temporary folder: (that folder, the finished run)."""
     tmp_path = tmp_path_factory.mktemp("demo")
-    run = subprocess.run([CLI, "demo", "--quiet", "--out", str(tmp_path / "demo"), "--store",
-                          str(tmp_path / "kb.lbug")], capture_output=True, text=True, timeout=1800,
-                         cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
+    run = invoke(["demo", "--quiet", "--out", tmp_path / "demo", "--store", tmp_path / "kb.lbug"],
+                 cwd=tmp_path)
+    assert run.exit_code == 0, run.stderr
     return tmp_path, run
 
 
@@ -63,19 +62,16 @@ def test_query_search_after_the_demo_needs_no_clip_options(demo) -> None:
 
     tmp_path, _ = demo
     kb = str(tmp_path / "kb.lbug")
-    bare = subprocess.run([CLI, "query", "search", "yellow", "--store", kb, "--json", "--limit", "5"],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert bare.returncode == 0, bare.stderr
+    bare = invoke(["query", "search", "yellow", "--store", kb, "--json", "--limit", "5"], cwd=tmp_path)
+    assert bare.exit_code == 0, bare.stderr
     rows = json.loads(bare.stdout)
     assert len(rows) == 5 and all(r["group_key"] and r["class_name"] for r in rows)
     assert [r["similarity"] for r in rows] == sorted((r["similarity"] for r in rows), reverse=True)
-    named = subprocess.run([CLI, "query", "search", "yellow", "--store", kb, "--json", "--limit", "5",
-                            "--clip-model", "neurflow-world-clip"], capture_output=True, text=True,
-                           timeout=300)
-    assert named.returncode == 0 and json.loads(named.stdout) == rows
-    recorded = subprocess.run([CLI, "cypher", "MATCH (e:Encoder) RETURN e.key AS key, e.kind AS kind, "
-                               "e.model AS model, e.path AS path", "--store", kb, "--json"],
-                              capture_output=True, text=True, timeout=300)
+    named = invoke(["query", "search", "yellow", "--store", kb, "--json", "--limit", "5", "--clip-model",
+                    "neurflow-world-clip"])
+    assert named.exit_code == 0 and json.loads(named.stdout) == rows
+    recorded = invoke(["cypher", "MATCH (e:Encoder) RETURN e.key AS key, e.kind AS kind, e.model AS model, "
+                       "e.path AS path", "--store", kb, "--json"])
     assert json.loads(recorded.stdout) == [{"key": "local-dir:world_clip", "kind": "local",
                                             "model": "neurflow-world-clip", "path": None}]
 

@@ -3,18 +3,19 @@ groups whose exemplar crops share a planted concept get that concept's name."""
 
 from __future__ import annotations
 
-import subprocess
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLI, PLANTED_CLASSES, Planted
+from conftest import PLANTED_CLASSES, Planted
 from planted import VOCABULARY
 
 from neurflow_kb import Circuit
+from neurflow_kb_dev.cli_runs import invoke
 
-#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+#: End to end (trained worlds, a browser): not in the fast suite.
 pytestmark = pytest.mark.slow
 
 
@@ -38,12 +39,11 @@ def test_groups_sharing_a_planted_concept_get_its_name(planted: Planted, tmp_pat
     dirs = []
     for cls in PLANTED_CLASSES:
         art = tmp_path / f"class-{cls}"
-        subprocess.run(["cp", "-r", str(planted.artifacts[cls]), str(art)], check=True)
+        shutil.copytree(planted.artifacts[cls], art)
         dirs.append(art)
-    run = subprocess.run([CLI, "label", *map(str, dirs), "--clip-checkpoint", str(planted.clip_dir),
-                          "--vocabulary", str(vocab), "--top-n", "3"], capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr
+    run = invoke(["label", *dirs, "--clip-checkpoint", planted.clip_dir, "--vocabulary", vocab,
+                  "--top-n", "3"])
+    assert run.exit_code == 0, run.stderr
     assert run.stdout.count("labelled ") == 2 and "local-dir:tiny-clip" in run.stdout
 
     checked, right, concepts = 0, 0, set()

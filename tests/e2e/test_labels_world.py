@@ -4,18 +4,17 @@ exemplar crops share planted concepts (read from the generator's masks) are name
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import CLI
 
 from neurflow_kb import Circuit, NeurFlow, NeurFlowConfig
 from neurflow_kb.models import get_adapter
 from neurflow_kb.world import CONCEPTS, generate, region_concepts, world_clip_dir
+from neurflow_kb_dev.cli_runs import invoke
 
-#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+#: End to end (trained worlds, a browser): not in the fast suite.
 pytestmark = pytest.mark.slow
 
 # bee (yellow striped circle with an antenna) among wasps and ladybugs: its circuit must tell yellow
@@ -50,10 +49,9 @@ def test_world_groups_are_named_by_their_shared_planted_concepts(tmp_path: Path)
     art = circuit.save(tmp_path / "bee")
     vocab = tmp_path / "world.txt"
     vocab.write_text("\n".join(CONCEPTS) + "\n")
-    run = subprocess.run([CLI, "label", str(art), "--clip-checkpoint", str(world_clip_dir()), "--vocabulary",
-                          str(vocab), "--template", "{}", "--template", "a photo of {}", "--top-n", "3"],
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
+    run = invoke(["label", art, "--clip-checkpoint", world_clip_dir(), "--vocabulary", vocab,
+                  "--template", "{}", "--template", "a photo of {}", "--top-n", "3"])
+    assert run.exit_code == 0, run.stderr
     labelled = Circuit.load(art)
     assert labelled.manifest["labels"]["templates"] == ["{}", "a photo of {}"]
     firsts = labelled.labels[labelled.labels["rank"] == 1]

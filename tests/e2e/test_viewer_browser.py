@@ -3,17 +3,17 @@ fetches nothing from the network, and a screenshot is kept under test-artifacts/
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS, CLI, Planted
+from conftest import ARTIFACTS, Planted
 
 from neurflow_kb import Circuit
 from neurflow_kb.labels import label_circuit, load_clip
 from neurflow_kb.viewer import from_circuit
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
-#: End to end (trained worlds, subprocesses, a browser): not in the fast suite.
+#: End to end (trained worlds, a browser): not in the fast suite.
 pytestmark = pytest.mark.slow
 
 
@@ -33,9 +33,8 @@ def test_viewer_renders_groups_and_shows_details_on_click(planted: Planted, brow
     circuit = label_circuit(planted.circuit(7), load_clip(checkpoint=planted.clip_dir), concepts, top_n=3)
     art = circuit.save(tmp_path / "labelled")
     out = tmp_path / "circuit.html"
-    run = subprocess.run([CLI, "view", "--artifact", str(art), "-o", str(out)], capture_output=True,
-                         text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    run = invoke(["view", "--artifact", art, "-o", out])
+    assert run.exit_code == 0, run.stderr
     assert f"({len(circuit.groups)} groups" in run.stdout
     text = out.read_text()
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
@@ -145,9 +144,8 @@ def test_two_classes_side_by_side_match_groups_by_shared_neurons(browser, tmp_pa
 
     a, b = toy(1).save(tmp_path / "toy1"), toy(3).save(tmp_path / "toy3")
     out = tmp_path / "two-classes.html"
-    run = subprocess.run([CLI, "view", "--artifact", str(a), "--compare-artifact", str(b), "-o", str(out)],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    run = invoke(["view", "--artifact", a, "--compare-artifact", b, "-o", out])
+    assert run.exit_code == 0, run.stderr
     view = compare_artifacts(Circuit.load(a), Circuit.load(b))
     assert f"{len(view.links)} matched pairs by share through shared neurons" in run.stdout
     check_compare_page(browser, out, view, "viewer-compare-classes.png")
@@ -167,12 +165,11 @@ def test_one_class_of_two_models_side_by_side_from_the_store(browser, tmp_path: 
         st.write_circuits(circuits)
         st.write_labels(*synthetic_labels(circuits))
     out = tmp_path / "two-models.html"
-    run = subprocess.run([CLI, "view", "--class", "toy1", "--model", "toy", "--compare-model", "twin",
-                          "--store", str(kb), "-o", str(out)], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    run = invoke(["view", "--class", "toy1", "--model", "toy", "--compare-model", "twin", "--store", kb,
+                  "-o", out])
+    assert run.exit_code == 0, run.stderr
     view = compare_store_view(str(kb), cls="toy1", model="toy", other_model="twin")
     assert f"{len(view.links)} matched pairs by CLIP embedding cosine" in run.stdout
     check_compare_page(browser, out, view, "viewer-compare-models.png")
-    bad = subprocess.run([CLI, "view", "--class", "toy1", "--model", "toy", "--compare-model", "toy",
-                          "--store", str(kb), "-o", str(out)], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and bad.stderr.startswith("Error: both sides are the same run")
+    one_line_error(invoke(["view", "--class", "toy1", "--model", "toy", "--compare-model", "toy",
+                           "--store", kb, "-o", out]), "both sides are the same run")

@@ -3,9 +3,6 @@ real embedded store in a temporary file and the real Neo4j from tests/conftest.p
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +19,6 @@ from neurflow_kb_dev.synthetic import synthetic_circuit
 TOY_CHAIN = (("conv", 32), ("b1", 48), ("b2", 48), ("logits", 10))
 MINI_CHAIN = (("stem", 24), ("s1", 40), ("s2", 40), ("s3", 64), ("head", 12))
 TOY_NAMES = [f"toy{j}" for j in range(10)]
-CLI = str(Path(sys.executable).with_name("neurflow-kb"))
 
 
 def toy_circuit(cls: int, seed: int = 0) -> Circuit:
@@ -73,15 +69,20 @@ def expected_counts(circuits: list[Circuit]) -> dict[str, int]:
     return out
 
 
+#: The Neo4j twin of a test that runs on both stores: in the full suite only (the fast one runs the
+#: embedded twin, and Neo4j through the tests written for it alone).
+NEO4J_TWIN = (pytest.mark.neo4j, pytest.mark.slow)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Every test asking for `any_store` runs once per store kind (Neo4j ones marked `neo4j`)."""
+    """Every test asking for `any_store` runs once per store kind (Neo4j ones marked `neo4j` and `slow`)."""
     if "any_store" in metafunc.fixturenames:
         metafunc.parametrize("any_store", [pytest.param("ladybug", id="ladybug"),
-                                           pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)],
+                                           pytest.param("neo4j", id="neo4j", marks=NEO4J_TWIN)],
                              indirect=True)
     if "store_kind" in metafunc.fixturenames:
         metafunc.parametrize("store_kind", [pytest.param("ladybug", id="ladybug"),
-                                            pytest.param("neo4j", id="neo4j", marks=pytest.mark.neo4j)])
+                                            pytest.param("neo4j", id="neo4j", marks=NEO4J_TWIN)])
 
 
 @pytest.fixture
@@ -110,22 +111,13 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ladybu
 
 
 def store_args(kind: str, request: pytest.FixtureRequest, path: Path) -> tuple[list[str], dict[str, str]]:
-    """CLI store options and environment (the password travels in NEO4J_PASSWORD, never in argv)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    """CLI store options and the environment to lay over the test run's (`neurflow_kb_dev.cli_runs` drops
+    its NEO4J_*): the password travels in NEO4J_PASSWORD, never in argv."""
     if kind == "ladybug":
-        return ["--store", str(path)], env
+        return ["--store", str(path)], {}
     server = request.getfixturevalue("neo4j_server")
-    env["NEO4J_PASSWORD"] = server.password
-    return ["--neo4j", server.uri, "--user", server.user, "--database", server.database], env
-
-
-def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 300,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the installed `neurflow-kb` console script in a subprocess (without the test run's NEO4J_*
-    settings unless `env` is given)."""
-    if env is None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
-    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    return ["--neo4j", server.uri, "--user", server.user, "--database", server.database], \
+        {"NEO4J_PASSWORD": server.password}
 
 
 def frames_equal(a: pd.DataFrame | dict, b: pd.DataFrame | dict) -> None:
@@ -218,15 +210,14 @@ class KBHelpers:
     kb_circuits = staticmethod(kb_circuits)
     expected_counts = staticmethod(expected_counts)
     store_args = staticmethod(store_args)
-    run_cli = staticmethod(run_cli)
     frames_equal = staticmethod(frames_equal)
     add_labels = staticmethod(add_labels)
     helper_calls = staticmethod(helper_calls)
     kb_tables = staticmethod(kb_tables)
-    cli_path = CLI
 
 
 @pytest.fixture(scope="session")
 def kbh() -> type[KBHelpers]:
-    """Synthetic circuits, expected counts, CLI runner and frame comparison for knowledge-base tests."""
+    """Synthetic circuits, expected counts and frame comparison for knowledge-base tests (the CLI runs
+    through `neurflow_kb_dev.cli_runs`)."""
     return KBHelpers

@@ -29,6 +29,7 @@ from neurflow_kb.labels import load_clip, load_vocabulary
 from neurflow_kb.pipeline import LabelSpec, Recipe, ingest, ingest_plan, plan_ingest
 from neurflow_kb.store import LadybugStore, Neo4jStore
 from neurflow_kb.world import CONCEPTS, generate, world_clip_dir
+from neurflow_kb_dev.cli_runs import console
 
 pytestmark = pytest.mark.slow
 
@@ -227,7 +228,7 @@ def test_a_setup_error_stops_the_pool_in_one_line(ray_local: RayCluster) -> None
     assert str(e.value) == "the workers could not start: no weights at /nowhere; pass --weights PATH"
 
 
-def test_cli_ray_local_end_to_end(tmp_path: Path, kbh) -> None:
+def test_cli_ray_local_end_to_end(tmp_path: Path) -> None:
     """`neurflow-kb ingest ... --ray local` in its own process: its own private Ray, per-class lines, the
     Ray and loader summary; the second run reuses everything without starting Ray."""
     images = tmp_path / "val"
@@ -236,12 +237,12 @@ def test_cli_ray_local_end_to_end(tmp_path: Path, kbh) -> None:
             "--artifacts", str(tmp_path / "arts"), "--store", str(tmp_path / "kb.lbug"), "--filter", "true",
             "--tau", "2", "--top-k", "4", "--ig-steps", "2", "--max-nodes", "3", "--quiet", "--ray", "local",
             "--workers", "1", "--decode-workers", "0"]
-    first = kbh.run_cli(args, timeout=600)
+    first = console(args, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
     out = first.stdout
     assert "written class 5 (" in out and "written class 6 (" in out
     assert "Ray at local: 1 workers" in out and "loader: 2 classes in" in out
-    again = kbh.run_cli(args, timeout=600)
+    again = console(args, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("(saved circuit reused)") == 2 and "Ray not started" in again.stdout
     assert "2 runs (2 skipped)" in again.stdout

@@ -17,6 +17,7 @@ from neurflow_kb.data import scan_images
 from neurflow_kb.pipeline import Recipe, ingest
 from neurflow_kb.store import LadybugStore, Neo4jStore
 from neurflow_kb.world import generate
+from neurflow_kb_dev.cli_runs import CONSOLE_SCRIPT, invoke
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def sharded(tmp_path_factory: pytest.TempPathFactory, kbh) -> dict:
                                                           size=96)
     arts = root / "shared"
     spec = ",".join(str(c) for c in reversed(CLASSES))              # typed order does not matter
-    args = [kbh.cli_path, "ingest", "world", "--layers", ",".join(CHAIN), "--classes", spec, "--images",
+    args = [CONSOLE_SCRIPT, "ingest", "world", "--layers", ",".join(CHAIN), "--classes", spec, "--images",
             str(images), "--artifacts", str(arts), "--no-load", "--quiet", "--workers", "0", *ENGINE]
     procs = [subprocess.Popen([*args, "--shard", f"{i}/{SHARDS}"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(SHARDS)]
@@ -71,13 +72,13 @@ def test_load_of_the_shards_equals_a_single_process_ingest(sharded: dict, store_
     args, env = kbh.store_args(store_kind, request, root / f"kb-{store_kind}.lbug")
     if store_kind == "neo4j":
         request.getfixturevalue("neo4j_server").wipe()
-    r = kbh.run_cli(["load", str(sharded["arts"]), "--quiet", *args], env=env)
-    assert r.returncode == 0, r.stderr
+    r = invoke(["load", str(sharded["arts"]), "--quiet", *args], env=env)
+    assert r.exit_code == 0, r.stderr
     assert f"{len(CLASSES)} runs ({len(CLASSES)} written)" in r.stdout
     with _store(store_kind, request, root / f"kb-{store_kind}.lbug") as kb:
         loaded = kbh.kb_tables(kb)
-    again = kbh.run_cli(["load", str(sharded["arts"]), "--quiet", *args], env=env)   # idempotent
-    assert again.returncode == 0 and f"{len(CLASSES)} runs ({len(CLASSES)} skipped)" in again.stdout
+    again = invoke(["load", str(sharded["arts"]), "--quiet", *args], env=env)   # idempotent
+    assert again.exit_code == 0 and f"{len(CLASSES)} runs ({len(CLASSES)} skipped)" in again.stdout
 
     if store_kind == "neo4j":
         request.getfixturevalue("neo4j_server").wipe()
@@ -90,11 +91,11 @@ def test_load_of_the_shards_equals_a_single_process_ingest(sharded: dict, store_
     kbh.frames_equal(loaded, expected)
 
 
-def test_plan_only_reads_the_shared_plan_and_computes_nothing(sharded: dict, kbh) -> None:
-    r = kbh.run_cli(["ingest", "world", "--layers", ",".join(CHAIN), "--classes", "0-6", "--images",
-                     str(sharded["images"]), "--artifacts", str(sharded["arts"]), "--plan-only", "--quiet",
-                     "--workers", "0", *ENGINE])
-    assert r.returncode == 0, r.stderr
+def test_plan_only_reads_the_shared_plan_and_computes_nothing(sharded: dict) -> None:
+    r = invoke(["ingest", "world", "--layers", ",".join(CHAIN), "--classes", "0-6", "--images",
+                str(sharded["images"]), "--artifacts", str(sharded["arts"]), "--plan-only", "--quiet",
+                "--workers", "0", *ENGINE])
+    assert r.exit_code == 0, r.stderr
     lines = r.stdout.splitlines()
     assert sum("(saved circuit reused)" in ln for ln in lines if ln.startswith("planned")) == len(CLASSES)
     assert sum(ln.startswith("planned class 4 ") and "reused" not in ln for ln in lines) == 1

@@ -146,6 +146,7 @@ def test_similarity_of_a_circuit_with_itself_is_one_and_overlap_is_bounded(kbh):
     assert (p_ab["overlap"] <= 1.0 + 1e-12).all()
 
 
+@pytest.mark.slow          # four stores filled
 def test_resembles_follow_the_cosine_rule_and_are_written_once(tmp_path, two_models):
     want = expected_resembles(two_models)
     assert len(want) > 0
@@ -225,6 +226,7 @@ def test_compare_refuses_what_it_cannot_compare(tmp_path, two_models, kbh):
             queries.compare(st, 1, ["toy", "vgg"])
 
 
+@pytest.mark.slow          # both stores filled
 @pytest.mark.neo4j
 def test_new_queries_return_identical_rows_on_both_stores(tmp_path, two_models, neo4j_store, kbh):
     calls = {
@@ -254,17 +256,14 @@ def test_new_queries_return_identical_rows_on_both_stores(tmp_path, two_models, 
 def test_cli_similar_shared_and_compare(tmp_path, two_models):
     import json
 
-    from click.testing import CliRunner
-
-    from neurflow_kb.cli import main
+    from neurflow_kb_dev.cli_runs import invoke as invoke_cli
 
     kb = str(tmp_path / "kb.lbug")
     with LadybugStore(kb) as st:
         fill(st, two_models)
 
     def invoke(*args):
-        env = {k: None for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")}
-        return CliRunner().invoke(main, [*args, "--store", kb], env=env)
+        return invoke_cli([*args, "--store", kb])
 
     r = invoke("query", "similar", "toy1", "--model", "toy", "--top", "2")
     assert r.exit_code == 0, r.output
@@ -309,6 +308,7 @@ def test_cli_similar_shared_and_compare(tmp_path, two_models):
     assert bad.exit_code == 2 and "unknown class 'zebra'" in bad.stderr
 
 
+@pytest.mark.slow          # two stores filled, two pushes
 def test_push_recomputes_resembles_at_the_destination(tmp_path, two_models):
     with LadybugStore(tmp_path / "src.lbug") as src, LadybugStore(tmp_path / "dst.lbug") as dst:
         fill(src, two_models)

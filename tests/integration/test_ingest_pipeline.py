@@ -10,18 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from neurflow_kb import ingest as top_level_ingest
 from neurflow_kb.artifact import Circuit
-from neurflow_kb.cli import main
 from neurflow_kb.config import NeurFlowConfig
 from neurflow_kb.data import scan_images
 from neurflow_kb.models import get_adapter
 from neurflow_kb.pipeline import ingest, plan_ingest
 from neurflow_kb.store import LadybugStore
 from neurflow_kb.world import generate
+from neurflow_kb_dev.cli_runs import invoke
 
 CONFIG = NeurFlowConfig(tau=2, top_k=4, ig_steps=2, max_nodes_per_layer=3, max_subconcepts=2,
                         strategy="batched")
@@ -59,6 +58,7 @@ def run(adapter, images, kb, artifacts, classes=CLASSES, **kw):
                   workers=0, **kw)
 
 
+@pytest.mark.slow          # three ingests
 def test_one_prediction_pass_then_reuse_by_content(tmp_path, world):
     adapter, counter = world
     images = world_folder(tmp_path / "val", 4, list(range(12)), seed=3)
@@ -98,6 +98,7 @@ def test_one_prediction_pass_then_reuse_by_content(tmp_path, world):
         assert set(st.run_keys()) == {*keys.values(), fourth.classes[1].key}
 
 
+@pytest.mark.slow          # two ingests
 def test_max_images_is_per_class_and_seeded(tmp_path, world):
     adapter, _ = world
     images = world_folder(tmp_path / "val", 5, [0, 1, 2], seed=4)
@@ -138,13 +139,13 @@ def test_bad_files_stop_the_prediction_pass_in_one_line_or_are_skipped(tmp_path,
     args = ["ingest", "world", "--layers", ",".join(CHAIN), "--classes", "0,1", "--images", str(images),
             "--artifacts", str(arts), "--store", str(tmp_path / "kb.lbug"), "--tau", "2", "--top-k", "4",
             "--ig-steps", "2", "--max-nodes", "3", "--quiet", "--workers", "0"]
-    r = CliRunner().invoke(main, args, env={"NEO4J_URI": None})
+    r = invoke(args)
     assert r.exit_code == 2, (r.output, r.exception)
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and "truncated.jpg" in err[0] and "--skip-bad-images" in err[0], err
     assert not any(p.name.startswith("class-") for p in arts.rglob("*")), "no circuit before the pass ends"
 
-    ok = CliRunner().invoke(main, [*args, "--skip-bad-images"], env={"NEO4J_URI": None})
+    ok = invoke([*args, "--skip-bad-images"])
     assert ok.exit_code == 0, (ok.output, ok.exception)
     assert "3 unreadable files skipped" in ok.stdout
     saved = Circuit.load(next(p for p in arts.rglob("class-0000")))
@@ -186,13 +187,11 @@ def test_readme_example_on_imagenet_val_layouts(tmp_path, layout):
     if layout == "flat":
         write_loc_solution(val, rows)
     kb = tmp_path / "kb.lbug"
-    r = CliRunner().invoke(main, [
+    r = invoke([
         "ingest", "efficientnet-lite0", "--classes", "285", "--images", str(val), "--filter", "true",
         "--store", str(kb), "--artifacts", str(tmp_path / "arts"), "--layers", "_blocks.15,_fc",
-        "--tau", "2", "--top-k", "4", "--ig-steps", "2", "--max-nodes", "2", "--quiet", "--workers", "1"],
-        env={"NEO4J_URI": None})
+        "--tau", "2", "--top-k", "4", "--ig-steps", "2", "--max-nodes", "2", "--quiet", "--workers", "1"])
     assert r.exit_code == 0, (r.output, r.exception)
     assert "written class 285 (Egyptian cat)" in r.stdout and ", 2 images," in r.stdout
-    rows = json.loads(CliRunner().invoke(main, ["query", "drivers", "285", "--store", str(kb), "--json"],
-                                         env={"NEO4J_URI": None}).stdout)
+    rows = json.loads(invoke(["query", "drivers", "285", "--store", str(kb), "--json"]).stdout)
     assert rows and rows[0]["model"].startswith("efficientnet_lite0@")

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_checks import one_line_error
-from click.testing import CliRunner
 
 from neurflow_kb import queries
-from neurflow_kb.cli import main
 from neurflow_kb.store import LadybugStore, Neo4jStore
-
-
-def invoke(args, env=None):
-    """Run the CLI in-process with no NEO4J_* settings from the test environment unless given."""
-    clean = {k: None for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")}
-    return CliRunner().invoke(main, args, env=clean | (env or {}))
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
 
 @pytest.fixture
@@ -28,6 +22,21 @@ def artifacts(tmp_path, kbh):
     for i, c in enumerate(kbh.kb_circuits()):
         paths.append(str(c.save(tmp_path / f"art{i}")))
     return paths
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory, kbh) -> Path:
+    """An embedded knowledge base with `kbh.kb_circuits()` loaded by `neurflow-kb load` (once per module)."""
+    root = tmp_path_factory.mktemp("loaded")
+    arts = [str(c.save(root / f"art{i}")) for i, c in enumerate(kbh.kb_circuits())]
+    assert invoke(["load", *arts, "--store", root / "kb.lbug", "--quiet"]).exit_code == 0
+    return root / "kb.lbug"
+
+
+@pytest.fixture
+def kb_copy(loaded: Path, tmp_path: Path) -> str:
+    """A copy of the loaded knowledge base that the test may change."""
+    return str(shutil.copy(loaded, tmp_path / "kb.lbug"))
 
 
 def test_init_load_and_query_formats(tmp_path, artifacts, monkeypatch):
@@ -65,28 +74,26 @@ def test_init_load_and_query_formats(tmp_path, artifacts, monkeypatch):
         assert res.exit_code == 0, (args, res.output)
 
 
-def test_json_output_is_one_document_ending_with_a_newline(tmp_path, artifacts, kbh):
-    """`cypher --json` (and every --json / --csv output) ends with a newline, in a real subprocess."""
-    kb = str(tmp_path / "kb.lbug")
-    assert invoke(["load", *artifacts, "--store", kb, "--quiet"]).exit_code == 0
+def test_json_output_is_one_document_ending_with_a_newline(kb_copy):
+    """`cypher --json` (and every --json / --csv output) ends with a newline."""
+    kb = kb_copy
     for args in (["cypher", "MATCH (c:Class) WHERE c.index < 2 RETURN c.key AS key ORDER BY key", "--json"],
                  ["cypher", "MATCH (c:Class) WHERE c.index < 0 RETURN c.key AS key", "--json"],
                  ["cypher", "MATCH (c:Class) RETURN count(c) AS n", "--csv"],
                  ["query", "models", "--json"]):
-        run = kbh.run_cli([*args, "--store", kb])
-        assert run.returncode == 0, run.stderr
+        run = invoke([*args, "--store", kb])
+        assert run.exit_code == 0, run.stderr
         assert run.stdout.endswith("\n") and not run.stdout.endswith("\n\n"), repr(run.stdout[-20:])
         if "--json" in args:
             rows = json.loads(run.stdout)
             assert isinstance(rows, list) and run.stdout.count("\n") == 1
-    rows = json.loads(kbh.run_cli(["cypher", "MATCH (c:Class) WHERE c.index < 2 RETURN c.key AS key "
+    rows = json.loads(invoke(["cypher", "MATCH (c:Class) WHERE c.index < 2 RETURN c.key AS key "
                                    "ORDER BY key", "--json", "--store", kb]).stdout)
     assert len(rows) == 4                                   # classes 0 and 1 of both models
 
 
-def test_cypher_parameters_and_read_only_by_default(tmp_path, artifacts):
-    kb = str(tmp_path / "kb.lbug")
-    assert invoke(["load", *artifacts, "--store", kb, "--quiet"]).exit_code == 0
+def test_cypher_parameters_and_read_only_by_default(kb_copy):
+    kb = kb_copy
     r = invoke(["cypher", "MATCH (c:Class) WHERE c.model = $m AND c.`index` = $i RETURN c.name AS name",
                 "--param", "m=toy@random", "--param", "i=3", "--store", kb, "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout) == [{"name": "toy3"}]
@@ -101,6 +108,7 @@ def test_cypher_parameters_and_read_only_by_default(tmp_path, artifacts):
     assert json.loads(r.stdout) == [{"name": "zero"}]
 
 
+@pytest.mark.slow          # a knowledge base in Neo4j
 @pytest.mark.neo4j
 def test_cypher_on_neo4j_runs_in_a_read_transaction(neo4j_clean, kbh):
     env = {"NEO4J_PASSWORD": neo4j_clean.password}
@@ -117,6 +125,7 @@ def test_cypher_on_neo4j_runs_in_a_read_transaction(neo4j_clean, kbh):
         assert st.counts() == before
 
 
+@pytest.mark.slow          # three pushes into Neo4j
 @pytest.mark.neo4j
 def test_push_to_neo4j_gives_the_same_answers_and_is_idempotent(tmp_path, neo4j_clean, kbh):
     kb = tmp_path / "kb.lbug"
@@ -194,9 +203,3 @@ def test_neo4j_connection_errors_are_one_line_and_never_show_the_password(neo4j_
                 "--database", "nosuchdb"], env=env)
     one_line_error(r, "no database 'nosuchdb'")
     assert neo4j_server.password not in r.output
-
-
-def test_errors_from_a_real_subprocess_exit_2_without_traceback(tmp_path, kbh):
-    out = kbh.run_cli(["query", "drivers", "1", "--store", str(tmp_path / "none.lbug")])
-    assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert out.stderr.strip().startswith("Error: no knowledge base at")

@@ -7,14 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from neurflow_kb import queries
 from neurflow_kb.artifact import Circuit
-from neurflow_kb.cli import main
 from neurflow_kb.errors import UserError
 from neurflow_kb.pipeline import Recipe, load_recipe, parse_classes, recipes_dir
 from neurflow_kb.store import LadybugStore
+from neurflow_kb_dev.cli_runs import invoke
 
 RECIPE = """
 model = "resnet18"
@@ -33,11 +32,6 @@ class_filter = "all"
 max_nodes_per_layer = 3
 max_subconcepts = 2
 """
-
-
-def invoke(args):
-    clean = {k: None for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")}
-    return CliRunner().invoke(main, args, env=clean)
 
 
 @pytest.fixture

@@ -7,19 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from neurflow_kb import canonical_name
-from neurflow_kb.cli import main
 from neurflow_kb.world import CONCEPTS, world_clip_dir
 from neurflow_kb.world.__main__ import main as world_main
+from neurflow_kb_dev.cli_runs import invoke
 
 SMALL = ["--tau", "2", "--top-k", "4", "--ig-steps", "2", "--filter", "all", "--max-nodes", "3", "--quiet"]
-
-
-def invoke(args):
-    clean = {k: None for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")}
-    return CliRunner().invoke(main, [str(a) for a in args], env=clean)
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +78,7 @@ def test_the_listed_name_and_its_spellings_work_in_every_command(kb, tmp_path):
         assert "world_plain" in (tmp_path / f"v-{typed}.html").read_text()
 
 
+@pytest.mark.slow          # an ingest of world classes (module fixture)
 def test_readable_group_keys(kb):
     _, _, _, store = kb
     rows = json.loads(invoke(["query", "drivers", "bee", "--model", "world-plain", "--store", store,
@@ -100,14 +95,14 @@ def test_readable_group_keys(kb):
     assert r.exit_code == 2 and r.output.startswith("Error: unknown group") and "has no group 99" in r.output
 
 
+@pytest.mark.slow          # an ingest of world classes
 def test_multi_class_ingest_continues_past_classes_without_images(kb, tmp_path):
     """Classes without images (ladybug, and mug between the two with images) are skipped, the others
     written, and the skipped ones reported together at the end with exit code 3."""
     _, images, _, _ = kb
     store = tmp_path / "kb.lbug"
-    r = CliRunner().invoke(main, ["ingest", "world", "--classes", "ladybug,bee,mug,wasp", "--images",
-                                  str(images), "--store", str(store), "--artifacts", str(tmp_path / "arts"),
-                                  "--max-images", "2", *SMALL, "--filter", "true"], env={"NEO4J_URI": None})
+    r = invoke(["ingest", "world", "--classes", "ladybug,bee,mug,wasp", "--images", images, "--store", store,
+                "--artifacts", tmp_path / "arts", "--max-images", "2", *SMALL, "--filter", "true"])
     assert r.exit_code == 3, (r.output, r.exception)
     assert "written class 2 (bee)" in r.stdout and "written class 3 (wasp)" in r.stdout
     last = r.stderr.strip().splitlines()[-1]

@@ -10,14 +10,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 from skimage import data
 
 from neurflow_kb import Circuit, queries
-from neurflow_kb.cli import main
 from neurflow_kb.errors import UserError
 from neurflow_kb.models import derive_chain, get_adapter
+from neurflow_kb_dev.cli_runs import invoke
 
 #: The chains the rule derives (stage ends at 28, 14 and 7 px, then the logits).
 CHAINS = {
@@ -34,9 +33,8 @@ THROUGH_SKIP = {
 SMALL = ["--tau", "2", "--top-k", "3", "--ig-steps", "2", "--filter", "all", "--max-nodes", "2", "--quiet"]
 
 
-def invoke(args):
-    clean = {k: None for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")}
-    return CliRunner().invoke(main, args, env=clean)
+#: ConvNeXt-tiny (4.5 GFLOPs at 224 px) is checked in the slow run only.
+REFS = [pytest.param(r, marks=pytest.mark.slow) if "convnext" in r else r for r in CHAINS]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +45,7 @@ def photos(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("ref", list(CHAINS))
+@pytest.mark.parametrize("ref", REFS)
 def test_derived_chain_passes_the_chain_check(ref):
     adapter = get_adapter(ref, weights="random")
     assert adapter.layers == CHAINS[ref]
@@ -59,7 +57,7 @@ def test_derived_chain_passes_the_chain_check(ref):
     assert get_adapter(ref, weights="random", seed=1).weights != adapter.weights
 
 
-@pytest.mark.parametrize("ref", list(CHAINS))
+@pytest.mark.parametrize("ref", REFS)
 def test_chain_through_a_skip_connection_is_refused(ref):
     with pytest.raises(UserError, match="layer chain check failed") as err:
         get_adapter(ref, weights="random", layers=THROUGH_SKIP[ref])
@@ -138,6 +136,7 @@ def test_timm_missing_is_one_line(monkeypatch, photos, tmp_path):
     assert "mobilenet_v3_small" in listing.stdout and "timm:" not in listing.stdout
 
 
+@pytest.mark.slow          # imports every torchvision and timm builder
 def test_models_all_lists_what_can_be_referenced():
     r = invoke(["models", "--all", "--json"])
     assert r.exit_code == 0

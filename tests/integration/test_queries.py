@@ -11,15 +11,17 @@ from neurflow_kb.errors import UserError
 from neurflow_kb.store import LadybugStore
 
 
-@pytest.fixture
-def ladybug_kb(tmp_path, kbh):
+@pytest.fixture(scope="module")
+def ladybug_kb(tmp_path_factory, kbh):
+    """One labelled knowledge base for the module (the tests only read it)."""
     circuits = kbh.kb_circuits()
-    with LadybugStore(tmp_path / "kb.lbug") as st:
+    with LadybugStore(tmp_path_factory.mktemp("queries") / "kb.lbug") as st:
         st.write_circuits(circuits)
         kbh.add_labels(st, circuits)
         yield st, circuits
 
 
+@pytest.mark.slow          # both stores filled
 @pytest.mark.neo4j
 def test_every_helper_returns_identical_rows_on_both_stores(ladybug_kb, neo4j_store, kbh):
     lb, circuits = ladybug_kb
@@ -119,7 +121,7 @@ def test_listings(ladybug_kb):
     assert set(queries.runs(st)["run"]) == {c.key for c in circuits}
 
 
-def test_unknown_names_raise_user_errors(ladybug_kb, tmp_path):
+def test_unknown_names_raise_user_errors(ladybug_kb):
     st, _ = ladybug_kb
     with pytest.raises(UserError, match="unknown model 'vgg'"):
         queries.drivers(st, 1, model="vgg")
@@ -131,5 +133,8 @@ def test_unknown_names_raise_user_errors(ladybug_kb, tmp_path):
         queries.path(st, "nope/b1/0")
     # helpers also take a path and open it read-only
     st.close()
-    assert len(queries.models(str(st.path))) == 2
-    assert isinstance(queries.drivers(st.path, 1), pd.DataFrame)
+    try:
+        assert len(queries.models(str(st.path))) == 2
+        assert isinstance(queries.drivers(st.path, 1), pd.DataFrame)
+    finally:
+        st.open()                                   # the module's other tests read it on

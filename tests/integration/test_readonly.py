@@ -15,6 +15,7 @@ import pytest
 
 from neurflow_kb.errors import UserError
 from neurflow_kb.store import LadybugStore, Neo4jStore
+from neurflow_kb_dev.cli_runs import console, exit_code, invoke
 
 # (id, Ladybug query, Neo4j query); None where a spelling only makes sense on one store. Placeholders:
 # {secret} a host file with a secret line, {imp} the same file's name in Neo4j's import folder (LOAD CSV
@@ -215,57 +216,63 @@ def test_attacks_are_refused_through_the_python_api(store_kind, world) -> None:
 
 
 #: Attacks also run through the installed console script in a subprocess (the rest run the same CLI
-#: in-process): those that crashed the process or reached the host before.
+#: in-process only): those that crashed the process or reached the host before.
 SUBPROCESS = {"read-csv", "read-parquet", "read-npy", "load-from", "copy-to", "setting-home", "install",
               "create", "in-transactions"}
 
 
-def test_attacks_are_refused_through_the_cli(store_kind, world, request, kbh) -> None:
-    from click.testing import CliRunner
-
-    from neurflow_kb.cli import main
-
-    before = snapshot(store_kind, world)
+def _cli_ways(store_kind: str, world: dict, request, kbh) -> list[tuple[str, list[str], dict[str, str]]]:
+    """(name, store arguments, environment) of each way of choosing the store on the command line."""
     args, env = kbh.store_args(store_kind, request, world["kb"])
     ways = [("--store" if store_kind == "ladybug" else "--neo4j", args, env)]
     if store_kind == "neo4j":
         server = world["server"]
         ways.append(("NEO4J_URI", [], dict(env, NEO4J_URI=server.uri, NEO4J_USER=server.user,
                                           NEO4J_DATABASE=server.database)))
+    return ways
+
+
+def _check_cli(world: dict, name: str, where: str, ok: bool, result) -> None:
+    """An allowed query exits 0; an attack is refused in one line, never a crash (exit 139) or a
+    traceback; the secret never comes back."""
+    stdout, stderr = result.stdout, result.stderr
+    assert world["secret"] not in stdout + stderr, (name, where)
+    code = exit_code(result)
+    if ok:
+        assert code == 0, (name, where, stderr)
+    else:
+        assert code == 2, (name, where, code, stdout[-300:], stderr[-500:])
+        assert stderr.startswith("Error: ") and len(stderr.strip().splitlines()) == 1, (name, where, stderr)
+
+
+def test_attacks_are_refused_through_the_cli(store_kind, world, request, kbh) -> None:
+    before = snapshot(store_kind, world)
     attacks = _queries(store_kind, ATTACKS, world["paths"])
     allowed = _queries(store_kind, ALLOWED, world["paths"])
-
-    def check(name: str, where: str, ok: bool, code: int, stdout: str, stderr: str) -> None:
-        assert world["secret"] not in stdout + stderr, (name, where)
-        if ok:
-            assert code == 0, (name, where, stderr)
-        else:
-            # refused in one line, never a crash (exit 139) or a traceback
-            assert code == 2, (name, where, code, stdout[-300:], stderr[-500:])
-            assert stderr.startswith("Error: ") and len(stderr.strip().splitlines()) == 1, \
-                (name, where, stderr)
-
-    jobs = []
-    for where, a, e in ways:
-        # NEO4J_* of the test run must not leak into the in-process runs: pass the whole environment
-        blank = {k: None for k in os.environ if k.startswith("NEO4J_")}
-        runner = CliRunner(env=blank | {k: v for k, v in e.items() if k.startswith("NEO4J_")})
+    for where, args, env in _cli_ways(store_kind, world, request, kbh):
         for ok, table in ((False, attacks), (True, allowed)):
             for name, q in table:
-                res = runner.invoke(main, ["cypher", q, *a, "--json"])
-                check(name, where, ok, res.exit_code, res.stdout, res.stderr)
-                if name in SUBPROCESS:
-                    jobs.append((name, where, ok, q, a, e))
+                _check_cli(world, name, where, ok, invoke(["cypher", q, *args, "--json"], env=env))
+    _assert_untouched(store_kind, world, before)
+
+
+@pytest.mark.slow          # one console-script process per attack
+def test_attacks_that_crashed_the_process_are_refused_by_the_console_script(store_kind, world, request,
+                                                                             kbh) -> None:
+    """The attacks of SUBPROCESS once more through the real entry point, choosing the store by option only
+    (both ways of choosing it are checked in-process above; a crash does not depend on the way)."""
+    before = snapshot(store_kind, world)
+    where, args, env = _cli_ways(store_kind, world, request, kbh)[0]
+    jobs = [(name, q) for name, q in _queries(store_kind, ATTACKS, world["paths"]) if name in SUBPROCESS]
+    assert len(jobs) >= len(SUBPROCESS) - 1
 
     def run(job):
-        name, where, ok, q, a, e = job
-        out = kbh.run_cli(["cypher", q, *a, "--json"], env=e, timeout=120)
-        return name, where, ok, out
+        name, q = job
+        return name, console(["cypher", q, *args, "--json"], env=env, timeout=120)
 
     with ThreadPoolExecutor(2) as pool:
-        for name, where, ok, out in pool.map(run, jobs):
-            check(name, where, ok, out.returncode, out.stdout, out.stderr)
-    assert len(jobs) >= len(SUBPROCESS) - 1
+        for name, out in pool.map(run, jobs):
+            _check_cli(world, name, where, False, out)
     _assert_untouched(store_kind, world, before)
 
 
@@ -276,8 +283,7 @@ def test_read_only_cypher_cannot_terminate_a_running_load(neo4j_clean, kbh, tmp_
     from neo4j import GraphDatabase
 
     server = neo4j_clean
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
-    env["NEO4J_PASSWORD"] = server.password
+    env = {"NEO4J_PASSWORD": server.password}
     with GraphDatabase.driver(server.uri, auth=server.auth) as d, d.session(database=server.database) as s:
         tx = s.begin_transaction()
         tx.run("CREATE (:Model {key: 'held'})").consume()
@@ -288,8 +294,8 @@ def test_read_only_cypher_cannot_terminate_a_running_load(neo4j_clean, kbh, tmp_
         query = "TERMINATE TRANSACTIONS " + ", ".join(f"'{i}'" for i in ids)
         by_option = ["--neo4j", server.uri, "--user", server.user, "--database", server.database]
         for args, extra in ((by_option, {}), ([], {"NEO4J_URI": server.uri, "NEO4J_USER": server.user})):
-            out = kbh.run_cli(["cypher", query, *args], env=dict(env, **extra))
-            assert out.returncode == 2 and "Error:" in out.stderr, out.stdout + out.stderr
+            out = invoke(["cypher", query, *args], env=dict(env, **extra))
+            assert out.exit_code == 2 and "Error:" in out.stderr, out.stdout + out.stderr
         tx.commit()
     with _neo4j(server, read_only=True) as st:
         assert st.run_query("MATCH (m:Model {key: 'held'}) RETURN count(m) AS n")["n"][0] == 1
@@ -333,8 +339,8 @@ def test_writes_with_write_flag_still_work(store_kind, world, request, kbh) -> N
     """--write is the way to change the knowledge base from `cypher` (and files stay refused without it)."""
     args, env = kbh.store_args(store_kind, request, world["kb"])
     q = "MATCH (m:Model) WHERE m.key = 'toy@random' SET m.arch = 'edited' RETURN m.arch AS a"
-    out = kbh.run_cli(["cypher", q, *args, "--write", "--json"], env=env)
-    assert out.returncode == 0 and '"edited"' in out.stdout, out.stderr
-    out = kbh.run_cli(["cypher", q, *args], env=env)
-    assert out.returncode == 2 and "--write" in out.stderr
+    out = invoke(["cypher", q, *args, "--write", "--json"], env=env)
+    assert out.exit_code == 0 and '"edited"' in out.stdout, out.stderr
+    out = invoke(["cypher", q, *args], env=env)
+    assert out.exit_code == 2 and "--write" in out.stderr
 

@@ -4,15 +4,13 @@ dialect difference it documents for `n.index` is handled for raw Cypher."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 
 from neurflow_kb.store import LadybugStore
 from neurflow_kb.store.schema import schema
 from neurflow_kb.store.schema_doc import DOC_PATH, EXAMPLES, neo4j_rules, render
+from neurflow_kb.store.schema_doc import main as schema_doc_main
 from neurflow_kb_dev.synthetic import SYNTHETIC_CONCEPTS, synthetic_labels
 
 #: The examples' parameters mapped onto the test knowledge base (models toy and mini, classes toy0..).
@@ -35,30 +33,27 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
                                                                    else v))
 
 
-@pytest.fixture
-def ladybug_kb(tmp_path, kbh):
+@pytest.fixture(scope="module")
+def ladybug_kb(tmp_path_factory, kbh):
+    """One knowledge base for the module (the examples only read it)."""
     circuits = kbh.kb_circuits()
-    with LadybugStore(tmp_path / "kb.lbug") as st:
+    with LadybugStore(tmp_path_factory.mktemp("schema-doc") / "kb.lbug") as st:
         _fill(st, circuits)
         yield st, circuits
 
 
-def test_committed_schema_doc_is_current() -> None:
+def test_committed_schema_doc_is_current(capsys) -> None:
     assert DOC_PATH.is_file(), f"{DOC_PATH} is missing: run python -m neurflow_kb.store.schema_doc"
     assert DOC_PATH.read_text() == render(), "stale: run python -m neurflow_kb.store.schema_doc"
-    check = subprocess.run([sys.executable, "-m", "neurflow_kb.store.schema_doc", "--check"],
-                           capture_output=True, text=True, timeout=120)
-    assert check.returncode == 0, check.stderr
+    assert schema_doc_main(["--check"]) == 0, capsys.readouterr().err
 
 
-def test_check_fails_on_a_stale_file(tmp_path) -> None:
+def test_check_fails_on_a_stale_file(tmp_path, capsys) -> None:
     stale = tmp_path / "schema.md"
     stale.write_text(render().replace("| `abs_share` |", "| `abs_share_old` |"))
-    run = subprocess.run([sys.executable, "-m", "neurflow_kb.store.schema_doc", "--check", "-o", str(stale)],
-                         capture_output=True, text=True, timeout=120)
-    assert run.returncode == 1 and "is stale" in run.stderr
-    subprocess.run([sys.executable, "-m", "neurflow_kb.store.schema_doc", "-o", str(stale)], check=True,
-                   capture_output=True, timeout=120)
+    assert schema_doc_main(["--check", "-o", str(stale)]) == 1
+    assert "is stale" in capsys.readouterr().err
+    assert schema_doc_main(["-o", str(stale)]) == 0
     assert stale.read_text() == render()
 
 
@@ -105,6 +100,7 @@ def test_examples_run_on_ladybug_with_sane_rows(ladybug_kb) -> None:
         _check_sane(ex.name, st.run_query(ex.cypher, params))
 
 
+@pytest.mark.slow          # both stores filled
 @pytest.mark.neo4j
 def test_examples_give_the_same_rows_on_both_stores(ladybug_kb, neo4j_store) -> None:
     lb, circuits = ladybug_kb

@@ -148,6 +148,7 @@ def test_read_only_store_refuses_writes_and_needs_the_file(lbug_path, kbh):
         assert len(ro.run_keys()) == 1
 
 
+@pytest.mark.slow          # 200 writes
 def test_ladybug_many_single_class_writes_on_one_handle_stay_within_its_buffer_pool(tmp_path):
     """Ladybug keeps what each statement prepared on a connection (with its bound tables) in the buffer
     pool until the connection closes; with one connection a 256 MB pool was full after 4 single-class

@@ -21,7 +21,11 @@ import pytest
 from neurflow_kb import queries
 from neurflow_kb.artifact import Circuit
 from neurflow_kb.store import LadybugStore, Neo4jStore
+from neurflow_kb_dev.cli_runs import CONSOLE_SCRIPT, console, invoke, process_env
 from neurflow_kb_dev.synthetic import synthetic_circuit
+
+#: Real processes (concurrent processes over big artifacts): not in the fast suite.
+pytestmark = pytest.mark.slow
 
 # A reader process: queries the embedded file in a loop (opening it afresh each time, as the CLI does)
 # until STOP exists, and prints one JSON line per query: its start, end and what it saw, or its error.
@@ -93,7 +97,7 @@ def test_embedded_readers_wait_out_a_writers_wal(tmp_path, kbh):
         st.write_circuit(Circuit.load(arts[0]))
     stop = tmp_path / "stop"
     readers = _readers(kb, stop, 3, 10_000)
-    load = subprocess.Popen([kbh.cli_path, "load", *arts, "--store", str(kb), "--batch-relationships", "1",
+    load = subprocess.Popen([CONSOLE_SCRIPT, "load", *arts, "--store", str(kb), "--batch-relationships", "1",
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = load.communicate(timeout=900)
@@ -121,13 +125,13 @@ def test_replace_swaps_runs_without_a_gap(store_kind, tmp_path, request, kbh):
     kb = tmp_path / "kb.lbug"
     args, env = kbh.store_args(store_kind, request, kb)
     server = request.getfixturevalue("neo4j_clean") if store_kind == "neo4j" else None
-    first = kbh.run_cli(["load", *old, *args, "--quiet"], env=env)
-    assert first.returncode == 0, first.stderr
+    first = invoke(["load", *old, *args, "--quiet"], env=env)
+    assert first.exit_code == 0, first.stderr
     old_v, new_v = '{"version": 1.0}', '{"version": 2.0}'
     stop = tmp_path / "stop"
     readers = _readers(kb, stop, 3, 10_000) if store_kind == "ladybug" else []
-    load = subprocess.Popen([kbh.cli_path, "load", *new, *args, "--replace", "--quiet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    load = subprocess.Popen([CONSOLE_SCRIPT, "load", *new, *args, "--replace", "--quiet"],
+                            env=process_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t_start = time.time()
     if store_kind == "ladybug":
         try:
@@ -324,7 +328,7 @@ def test_a_second_embedded_writer_is_told_who_holds_the_file(tmp_path, kbh):
     kbh.toy_circuit(1).save(tmp_path / "a1")
     with LadybugStore(kb) as st:
         st.write_circuit(kbh.toy_circuit(0))
-        out = kbh.run_cli(["load", "--store", str(kb), str(tmp_path / "a1")])
+        out = console(["load", "--store", str(kb), str(tmp_path / "a1")])   # the lock is another process's
     assert out.returncode == 2, out.stderr
     line = out.stderr.strip()
     assert len(line.splitlines()) == 1 and "in use by another writer" in line

@@ -13,7 +13,11 @@ import pytest
 
 from neurflow_kb import queries
 from neurflow_kb.store import LadybugStore, Neo4jStore
+from neurflow_kb_dev.cli_runs import CONSOLE_SCRIPT, console, invoke, process_env
 from neurflow_kb_dev.synthetic import synthetic_circuit
+
+#: Real processes (killed and size-limited writer processes over big artifacts): not in the fast suite.
+pytestmark = pytest.mark.slow
 
 
 def big_artifacts(tmp_path, n: int) -> list[str]:
@@ -53,12 +57,13 @@ def test_sigkill_mid_load_hides_the_partial_run_and_reload_completes(store_kind,
     arts = big_artifacts(tmp_path, 8)
     args, env = kbh.store_args(store_kind, request, kb)
     env["NEURFLOW_KB_LEASE_SECONDS"] = "3"
-    cmd = [kbh.cli_path, "load", *arts, *args, "--batch-relationships", "1", "--quiet"]
+    cmd = [CONSOLE_SCRIPT, "load", *arts, *args, "--batch-relationships", "1", "--quiet"]
     partial: list[str] = []
     for _attempt in range(4):
         # kill the writer once a run is complete and the next one under way: on Neo4j the moment a run
         # is half-written (status 'writing'); on the embedded store while it writes its next batch
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, env=process_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
         killed = False
         deadline = time.monotonic() + 240
         try:
@@ -104,8 +109,8 @@ def test_sigkill_mid_load_hides_the_partial_run_and_reload_completes(store_kind,
                                    {"k": key})["c"][0])
             assert queries.drivers(st, cls).empty and queries.circuit(st, cls).empty
 
-    rerun = kbh.run_cli(cmd[1:], env=env)
-    assert rerun.returncode == 0, rerun.stderr
+    rerun = invoke(cmd[1:], env=env)
+    assert rerun.exit_code == 0, rerun.stderr
     if partial:
         assert "recovered" in rerun.stdout
     from neurflow_kb.artifact import Circuit
@@ -121,12 +126,12 @@ def test_sigkill_mid_load_hides_the_partial_run_and_reload_completes(store_kind,
 def test_queries_from_another_process_while_a_writer_holds_the_file(tmp_path, kbh):
     kb = tmp_path / "kb.lbug"
     arts = big_artifacts(tmp_path, 14)
-    proc = subprocess.Popen([kbh.cli_path, "load", *arts, "--store", str(kb), "--batch-relationships", "1",
+    proc = subprocess.Popen([CONSOLE_SCRIPT, "load", *arts, "--store", str(kb), "--batch-relationships", "1",
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = proc.stdout.readline()  # the first run is complete; the writer goes on with the others
         assert first.startswith("written"), proc.stderr.read()[-500:]
-        out = kbh.run_cli(["query", "runs", "--store", str(kb), "--json"])
+        out = console(["query", "runs", "--store", str(kb), "--json"])    # a reader in another process
         still_writing = proc.poll() is None
         assert out.returncode == 0, out.stderr
         rows = json.loads(out.stdout)
@@ -147,10 +152,10 @@ def test_a_second_writer_gets_a_clear_error(tmp_path, kbh):
     kb = tmp_path / "kb.lbug"
     with LadybugStore(kb) as st:
         st.write_circuit(kbh.toy_circuit(0))
-        out = kbh.run_cli(["load", "--store", str(kb), str(tmp_path / "missing")])
-        assert out.returncode == 2 and "not a folder" in out.stderr
+        out = invoke(["load", "--store", str(kb), str(tmp_path / "missing")])
+        assert out.exit_code == 2 and "not a folder" in out.stderr
         kbh.toy_circuit(1).save(tmp_path / "a1")
-        out = kbh.run_cli(["load", "--store", str(kb), str(tmp_path / "a1")])
+        out = console(["load", "--store", str(kb), str(tmp_path / "a1")])     # the lock is another process's
         assert out.returncode == 2, out.stderr
         assert "in use by another writer" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
@@ -180,10 +185,10 @@ def test_a_full_disk_gives_one_line_and_leaves_only_complete_runs(tmp_path, kbh,
 
     kb = tmp_path / "kb.lbug"
     arts = big_artifacts(tmp_path, 12)
-    first = kbh.run_cli(["load", *(arts[:6] if replace else arts[:1]), "--store", str(kb), "--quiet"])
-    assert first.returncode == 0, first.stderr
+    first = invoke(["load", *(arts[:6] if replace else arts[:1]), "--store", str(kb), "--quiet"])
+    assert first.exit_code == 0, first.stderr
     size = kb.stat().st_size
-    cmd = [kbh.cli_path, "load", *arts, "--store", str(kb), "--quiet"] + (["--replace"] if replace else [])
+    cmd = [CONSOLE_SCRIPT, "load", *arts, "--store", str(kb), "--quiet"] + (["--replace"] if replace else [])
     full = subprocess.run(cmd, preexec_fn=_limited(size + (256 << 10)), capture_output=True, text=True,
                           timeout=600)
     assert full.returncode == 2, (full.stdout[-500:], full.stderr[-2000:])
@@ -192,7 +197,7 @@ def test_a_full_disk_gives_one_line_and_leaves_only_complete_runs(tmp_path, kbh,
     assert "Traceback" not in full.stderr
     # a reader that cannot write either (the disk still full) is told so at once, in one line
     t0 = time.monotonic()
-    stuck = subprocess.run([kbh.cli_path, "query", "runs", "--store", str(kb)], preexec_fn=_limited(size),
+    stuck = subprocess.run([CONSOLE_SCRIPT, "query", "runs", "--store", str(kb)], preexec_fn=_limited(size),
                            capture_output=True, text=True, timeout=120)
     assert time.monotonic() - t0 < 20, "a reader waited for a writer that is gone"
     assert stuck.returncode == 0 or (stuck.returncode == 2 and len(stuck.stderr.strip().splitlines()) == 1
@@ -203,8 +208,8 @@ def test_a_full_disk_gives_one_line_and_leaves_only_complete_runs(tmp_path, kbh,
         assert st.run_keys("writing") == []
         complete = _check_visible_runs_whole(st)
     assert complete <= {Circuit.load(p).key for p in arts}
-    again = kbh.run_cli(cmd[1:])
-    assert again.returncode == 0, again.stderr
+    again = invoke(cmd[1:])
+    assert again.exit_code == 0, again.stderr
     circuits = [Circuit.load(p) for p in arts]
     with LadybugStore(kb, read_only=True) as st:
         assert set(st.run_keys()) == {c.key for c in circuits}

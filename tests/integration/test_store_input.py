@@ -10,11 +10,11 @@ import math
 
 import numpy as np
 import pytest
-from cli_checks import one_line_error
 
 from neurflow_kb import queries
 from neurflow_kb.errors import UserError
 from neurflow_kb.store import LadybugStore, Neo4jStore
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
 EMPTY = ("Concept", "Image", "LABELED", "ACTIVATES")
 
@@ -38,8 +38,8 @@ def cli(store_kind, tmp_path, request, kbh):
 
 def _load_one(kbh, circuit, folder, args, env) -> None:
     circuit.save(folder)
-    out = kbh.run_cli(["load", str(folder), *args, "--quiet"], env=env)
-    assert out.returncode == 0, out.stderr
+    out = invoke(["load", str(folder), *args, "--quiet"], env=env)
+    assert out.exit_code == 0, out.stderr
 
 
 def _reader(kind, path, request):
@@ -82,14 +82,14 @@ def test_json_output_stays_json_with_non_finite_numbers(cli, tmp_path, kbh):
     _load_one(kbh, kbh.toy_circuit(2), tmp_path / "good", args, env)
     for q in ("UNWIND [1e308 * 10, -1e308 * 10, 1.5] AS x RETURN x",
               "MATCH (g:NeuronGroup) RETURN g.key AS k, g.influence * 1e308 * 1e308 AS big LIMIT 3"):
-        out = kbh.run_cli(["cypher", q, *args, "--json"], env=env)
-        assert out.returncode == 0, out.stderr
+        out = invoke(["cypher", q, *args, "--json"], env=env)
+        assert out.exit_code == 0, out.stderr
         rows = _strict_json(out.stdout)
         values = [v for r in rows for v in r.values() if not isinstance(v, str)]
         assert values and all(v is None or math.isfinite(v) for v in values)
         assert None in values
-    js = kbh.run_cli(["query", "drivers", "toy2", *args, "--json"], env=env)
-    assert js.returncode == 0 and _strict_json(js.stdout)
+    js = invoke(["query", "drivers", "toy2", *args, "--json"], env=env)
+    assert js.exit_code == 0 and _strict_json(js.stdout)
 
 
 def _labelled(kbh, cls: int, concept: str):
@@ -128,12 +128,12 @@ def test_huge_integers_are_one_line_errors(store_kind, cli, tmp_path, request, k
     for cmd in (["query", "drivers", huge], ["query", "shared", "1", huge], ["query", "circuit", huge],
                 ["query", "runs", "--class", huge], ["cypher", "RETURN $x AS x", "--param", f"x={huge}"],
                 ["cypher", "RETURN $x AS x", "--param", f"x=[1, {huge}]"]):
-        out = kbh.run_cli([*cmd, *args], env=env)
+        out = invoke([*cmd, *args], env=env)
         one_line_error(out)
         assert "Traceback" not in out.stderr
     for cmd in (["query", "drivers", "1", "--limit", huge], ["query", "drivers", "1", "--limit", "-1"]):
-        out = kbh.run_cli([*cmd, *args], env=env)
-        assert out.returncode == 2 and "Error: Invalid value for '--limit'" in out.stderr, out.stderr
+        out = invoke([*cmd, *args], env=env)
+        assert out.exit_code == 2 and "Error: Invalid value for '--limit'" in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
     with _reader(store_kind, kb, request) as st:
         with pytest.raises(UserError, match="64-bit"):
@@ -150,13 +150,13 @@ def test_malformed_neo4j_uris_are_one_line_errors(neo4j_server, kbh, tmp_path):
     env = {"NEO4J_PASSWORD": secret}
     for uri in bad:
         for args, extra in ((["--neo4j", uri], {}), ([], {"NEO4J_URI": uri})):
-            out = kbh.run_cli(["query", "models", *args], env=kbh.store_args("ladybug", None, tmp_path)[1]
-                              | env | extra, cwd=tmp_path)
+            out = invoke(["query", "models", *args], env=env | extra, cwd=tmp_path)
             line = one_line_error(out)
             assert secret not in out.stdout + out.stderr, uri
             assert "Traceback" not in out.stderr, (uri, line)
 
 
+@pytest.mark.slow          # a push into Neo4j
 @pytest.mark.neo4j
 def test_push_with_neo4j_uri_set_copies_the_embedded_file(neo4j_clean, tmp_path, kbh):
     """NEO4J_URI names where a push goes, not where it comes from: `push --to $NEO4J_URI` copies
@@ -166,18 +166,18 @@ def test_push_with_neo4j_uri_set_copies_the_embedded_file(neo4j_clean, tmp_path,
     with LadybugStore(tmp_path / "neurflow-kb.lbug") as st:
         st.write_circuits(circuits)
         want = st.counts()
-    env = kbh.store_args("ladybug", None, tmp_path)[1] | {
+    env = {
         "NEO4J_URI": server.uri, "NEO4J_USER": server.user, "NEO4J_PASSWORD": server.password,
         "NEO4J_DATABASE": server.database}
-    out = kbh.run_cli(["push", "--to", server.uri, "--quiet"], env=env, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    out = invoke(["push", "--to", server.uri, "--quiet"], env=env, cwd=tmp_path)
+    assert out.exit_code == 0, out.stderr
     assert f"{len(circuits)} runs ({len(circuits)} written)" in out.stdout
     with Neo4jStore(server.uri, user=server.user, password=server.password, database=server.database,
                     read_only=True) as st:
         assert st.counts() == want
-    same = kbh.run_cli(["push", "--neo4j", server.uri, "--to", server.uri], env=env, cwd=tmp_path)
+    same = invoke(["push", "--neo4j", server.uri, "--to", server.uri], env=env, cwd=tmp_path)
     one_line_error(same, "source knowledge base itself")
-    one_line_error(kbh.run_cli(["push", "--to", "neurflow-kb.lbug"], env=env, cwd=tmp_path), "itself")
+    one_line_error(invoke(["push", "--to", "neurflow-kb.lbug"], env=env, cwd=tmp_path), "itself")
 
 
 def _changed(c):
@@ -211,11 +211,11 @@ def test_cli_load_of_a_changed_artifact_says_replace(cli, tmp_path, kbh):
     _, args, env = cli
     kbh.toy_circuit(1).save(tmp_path / "v1")
     _changed(kbh.toy_circuit(1)).save(tmp_path / "v2")
-    assert "1 written" in kbh.run_cli(["load", str(tmp_path / "v1"), *args, "--quiet"], env=env).stdout
-    one_line_error(kbh.run_cli(["load", str(tmp_path / "v2"), *args, "--quiet"], env=env), "--replace")
-    out = kbh.run_cli(["load", str(tmp_path / "v2"), *args, "--quiet", "--replace"], env=env)
-    assert out.returncode == 0 and "1 replaced" in out.stdout, out.stderr
-    assert "1 skipped" in kbh.run_cli(["load", str(tmp_path / "v2"), *args, "--quiet"], env=env).stdout
+    assert "1 written" in invoke(["load", str(tmp_path / "v1"), *args, "--quiet"], env=env).stdout
+    one_line_error(invoke(["load", str(tmp_path / "v2"), *args, "--quiet"], env=env), "--replace")
+    out = invoke(["load", str(tmp_path / "v2"), *args, "--quiet", "--replace"], env=env)
+    assert out.exit_code == 0 and "1 replaced" in out.stdout, out.stderr
+    assert "1 skipped" in invoke(["load", str(tmp_path / "v2"), *args, "--quiet"], env=env).stdout
 
 
 def test_a_file_of_an_earlier_version_opens_and_gains_the_digest_column(lbug_path, tmp_path, kbh):

@@ -90,6 +90,7 @@ def test_labels_embeddings_and_activations(any_store, kbh, tmp_path):
         kbh.frames_equal(queries.concept(dst, "fur"), queries.concept(any_store, "fur"))
 
 
+@pytest.mark.slow          # both stores filled
 @pytest.mark.neo4j
 def test_label_and_view_queries_match_across_stores(tmp_path, neo4j_store, kbh):
     circuits = kbh.kb_circuits()

@@ -1,12 +1,10 @@
 """Shared by the artifact tests: one small real circuit of the shipped world classifier, its images on
-disk, and the CLI run in-process with one-line error checks."""
+disk (the CLI in-process: `neurflow_kb_dev.cli_runs`)."""
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-
-from click.testing import CliRunner, Result
 
 from neurflow_kb import Circuit, NeurFlow, NeurFlowConfig
 
@@ -34,22 +32,3 @@ def world_images(folder: Path) -> Path:
     from neurflow_kb.world import generate
 
     return generate(6, seed=1, classes=[0, 1]).save(folder)
-
-
-def invoke(args: list[str]) -> Result:
-    """The CLI in-process, without the test environment's NEO4J_* settings."""
-    from neurflow_kb.cli import main
-
-    clean = {k: None for k in ("NEO4J_URI", "NEO4J_USER", "NEO4J_PASSWORD", "NEO4J_DATABASE")}
-    return CliRunner().invoke(main, args, env=clean)
-
-
-def one_line_error(result: Result, *needles: str) -> str:
-    """Assert exit code 2 with exactly one `Error: ...` line on stderr naming every needle; return it."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert "Traceback" not in result.output
-    for n in needles:
-        assert n.lower() in lines[0].lower(), (n, lines[0])
-    return lines[0]

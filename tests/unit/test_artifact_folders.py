@@ -11,10 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from artifact_helpers import SMALL_CLI, invoke, one_line_error, world_circuit, world_images
+from artifact_helpers import SMALL_CLI, world_circuit, world_images
 
 from neurflow_kb import Circuit
 from neurflow_kb.errors import UserError
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from artifact_helpers import invoke, world_circuit
+from artifact_helpers import world_circuit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurflow_kb import Circuit
 from neurflow_kb.artifact import TABLES
 from neurflow_kb.errors import UserError
+from neurflow_kb_dev.cli_runs import invoke
 
 #: NEURFLOW_FUZZ_SCALE=10 runs ten times the examples, with a fresh random seed (a deeper local search);
 #: by default the examples are the same on every run (derandomized), so CI failures reproduce.
@@ -223,6 +224,7 @@ def load_outcome(folder: Path) -> str:
     return "ok"
 
 
+@pytest.mark.slow          # 120 hypothesis examples
 @settings(max_examples=examples(120), **SETTINGS)
 @given(mutation=manifest_mutation())
 def test_manifest_mutations_load_or_fail_in_one_line(base: Path, mutation: tuple[str, Any]) -> None:
@@ -231,6 +233,7 @@ def test_manifest_mutations_load_or_fail_in_one_line(base: Path, mutation: tuple
         load_outcome(art)
 
 
+@pytest.mark.slow          # 160 hypothesis examples
 @settings(max_examples=examples(160), **SETTINGS)
 @given(mutation=table_mutation())
 def test_table_mutations_load_or_fail_in_one_line(base: Path, mutation: tuple[str, str, Any]) -> None:

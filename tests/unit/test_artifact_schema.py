@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from artifact_helpers import invoke, one_line_error, world_circuit
+from artifact_helpers import world_circuit
 
 from neurflow_kb import Circuit
 from neurflow_kb.errors import UserError
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
 
 @pytest.fixture(scope="module")

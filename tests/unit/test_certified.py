@@ -92,6 +92,7 @@ def world() -> tuple:
     return adapter, x, exact
 
 
+@pytest.mark.slow          # three world circuits (the certified engine's unit tests stay fast)
 @pytest.mark.parametrize("mode", [{"dtype": "bfloat16"}, {"strategy": "fast"}], ids=["bf16", "fast"])
 def test_world_certified_core_sets_equal_exact(world, mode) -> None:
     adapter, x, exact = world
@@ -109,6 +110,7 @@ def test_world_certified_core_sets_equal_exact(world, mode) -> None:
             assert (r.bound[n] == 0).all() == r.exact[n] or not r.bound[n].any()
 
 
+@pytest.mark.slow          # two world circuits
 def test_world_certified_with_node_cap_and_order(world) -> None:
     """A node cap makes the frontier a top-P selection by summed importance: certified too. With
     `certify_order` the ranks inside every core set are those of exact float32 as well."""
@@ -124,6 +126,7 @@ def test_world_certified_with_node_cap_and_order(world) -> None:
     assert (certified.circuit_.core.groupby("layer")["neuron"].nunique() <= 4).all()
 
 
+@pytest.mark.slow          # a world circuit in bf16
 def test_certified_approximation_is_the_plain_one(world) -> None:
     """What a certified run calls 'the approximation alone' is exactly plain bf16 on the same rows."""
     adapter, x, exact = world

@@ -8,10 +8,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-from artifact_helpers import SMALL_CLI, invoke, one_line_error, world_circuit, world_images
+from artifact_helpers import SMALL_CLI, world_circuit, world_images
 from PIL import Image
 
 from neurflow_kb.errors import UserError
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
 
 def png_claiming(width: int, height: int) -> bytes:

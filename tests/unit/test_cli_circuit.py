@@ -1,30 +1,21 @@
-"""`neurflow-kb circuit`: end to end in a real subprocess on a real pretrained model offline (the command's
-smoke test), and bad input in-process (same group, same exit code and stderr as the console script)."""
+"""`neurflow-kb circuit`: end to end as the installed console script on a real pretrained model offline
+(the command's real-subprocess smoke test; tests/integration/test_cli_smoke.py has the other commands'),
+and bad input in-process (same group, same exit code and stderr as the console script)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 from skimage import data
 
 from neurflow_kb import Circuit
-from neurflow_kb.cli import main
+from neurflow_kb_dev.cli_runs import console, invoke, one_line_error
 
-CLI = [sys.executable, "-m", "neurflow_kb.cli"]
 FAST = ["--tau", "2", "--top-k", "6", "--ig-steps", "8", "--filter", "all", "--quiet",
         "--layers", "_blocks.14,_blocks.15,_fc"]
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +29,8 @@ def cat_folder(tmp_path_factory) -> Path:
 @pytest.mark.slow          # the real-subprocess smoke test of `circuit`
 def test_circuit_command_on_efficientnet_lite0(cat_folder, tmp_path) -> None:
     out = tmp_path / "lite0-285"
-    proc = run("circuit", "--model", "efficientnet-lite0", "--images", str(cat_folder), "--class", "285",
-               "--out", str(out), *FAST)
+    proc = console(["circuit", "--model", "efficientnet-lite0", "--images", cat_folder, "--class", "285",
+                    "--out", out, *FAST], env={"HF_HUB_OFFLINE": "1"}, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "Egyptian cat" in proc.stdout and "_blocks.15" in proc.stdout
     circuit = Circuit.load(out)
@@ -68,10 +59,7 @@ def test_circuit_command_bad_input(cat_folder, tmp_path, args, message) -> None:
     out = tmp_path / "out"
     flat = [x for kv in options.items() for x in kv]
     tau = options.get("--tau", "2")
-    result = CliRunner().invoke(main, ["circuit", *flat, "--out", str(out), "--tau", tau, "--top-k", "6",
-                                       "--ig-steps", "8", "--filter", "all", "--quiet"])
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert message.lower() in lines[0].lower()
+    result = invoke(["circuit", *flat, "--out", out, "--tau", tau, "--top-k", "6", "--ig-steps", "8",
+                     "--filter", "all", "--quiet"])
+    one_line_error(result, message, case=False)
     assert not out.exists()

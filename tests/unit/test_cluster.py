@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import neurflow_kb
-from neurflow_kb.cli import main
 from neurflow_kb.cluster import RayOptions, parse_shard, shard_classes
 from neurflow_kb.errors import UserError
+from neurflow_kb_dev.cli_runs import invoke
 
 PACKAGE = Path(neurflow_kb.__file__).resolve().parent
 
@@ -81,7 +81,7 @@ def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, *, block_ray: bool) -
     """`neurflow-kb ARGS` in-process (the console script's group: exit code 2, one stderr line)."""
     if block_ray:
         monkeypatch.setitem(sys.modules, "ray", None)          # `import ray` then fails, as when absent
-    return CliRunner().invoke(main, args)
+    return invoke(args)
 
 
 def test_ray_without_ray_installed_is_one_line_and_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

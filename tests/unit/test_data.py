@@ -338,6 +338,7 @@ def test_loading_errors_name_the_path_and_the_fix(tmp_path: Path) -> None:
         load_images(mixed / "285", small_preprocess, max_images=0)
 
 
+@pytest.mark.slow          # the fingerprint in a second process
 def test_imageset_subset_to_and_fingerprint(flat_folder: Path) -> None:
     s = load_images(flat_folder, small_preprocess, labels=[1, 2, 3, 4])
     sub = s.subset([2, 0])

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner
 from import_graph import import_graph
 
 from neurflow_kb.cli import main
+from neurflow_kb_dev.cli_runs import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -104,7 +104,7 @@ def test_every_command_shown_answers_help() -> None:
     paths = {tuple(_resolve(_words(line))[0]) for _, line in _shown()}
     assert len(paths) > 10
     for path in sorted(paths):
-        result = CliRunner().invoke(main, [*path, "--help"])
+        result = invoke([*path, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output, (path, result.output)
 
 

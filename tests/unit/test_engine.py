@@ -299,6 +299,7 @@ def test_shared_forward_gives_the_rowwise_numbers() -> None:
     assert (rowwise.attributions.abs() <= rowwise.scale * (1 + 1e-6) + 1e-12).all()
 
 
+@pytest.mark.slow          # two more fits
 def test_channels_last_and_float16_run_the_same_circuit_nodes(fitted) -> None:
     circuit, adapter, x, cfg = fitted
     model = small_cnn()
@@ -310,6 +311,7 @@ def test_channels_last_and_float16_run_the_same_circuit_nodes(fitted) -> None:
     assert half.manifest["config"]["dtype"] == "float16" and len(half.core) > 0
 
 
+@pytest.mark.slow          # three more fits
 def test_error_range_pruning_is_a_core_prefix_and_certified_bf16_keeps_it(fitted) -> None:
     """Pruning keeps a prefix of the ranked core set; certified bf16 certifies the ranks (pruning masks
     core prefixes) and so prunes to exactly the float32 cores."""

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from artifact_helpers import CHAIN, SMALL, SMALL_CLI, invoke, one_line_error, world_circuit, world_images
+from artifact_helpers import CHAIN, SMALL, SMALL_CLI, world_circuit, world_images
 from torch import nn
 
 from neurflow_kb import Circuit, NeurFlow, NeurFlowConfig
 from neurflow_kb.errors import UserError
 from neurflow_kb.models import ModelAdapter, as_adapter, get_adapter
+from neurflow_kb_dev.cli_runs import invoke, one_line_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,6 +79,7 @@ def test_the_file_hash_is_cached_by_path_size_and_mtime(tmp_path: Path, private_
     assert get_adapter("world", weights=str(path)).weights == fresh     # written < 2 s before hashing
 
 
+@pytest.mark.slow          # two ingests
 def test_ingest_recomputes_after_the_weights_file_changed(tmp_path: Path) -> None:
     images = world_images(tmp_path / "images")
     weights = _save_world_weights(tmp_path / "weights.pth", seed=1)

@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from neurflow_kb.cli import main
 from neurflow_kb.store import LadybugStore
+from neurflow_kb_dev.cli_runs import invoke
 
 
 def test_store_logs_its_cypher_at_debug(tmp_path: Path, caplog) -> None:
@@ -24,9 +22,9 @@ def test_store_logs_its_cypher_at_debug(tmp_path: Path, caplog) -> None:
 
 def test_cli_log_level_debug_prints_cypher_on_stderr(tmp_path: Path) -> None:
     store = str(tmp_path / "kb.lbug")
-    quiet = CliRunner().invoke(main, ["init", "--store", store])
+    quiet = invoke(["init", "--store", store])
     assert quiet.exit_code == 0 and "cypher" not in quiet.stderr
-    loud = CliRunner().invoke(main, ["--log-level", "debug", "query", "models", "--store", store])
+    loud = invoke(["--log-level", "debug", "query", "models", "--store", store])   # and leaves
+    # no level or handler behind (`invoke` checks)
     assert loud.exit_code == 0, loud.output
     assert "DEBUG neurflow_kb.store.ladybug_store: cypher" in loud.stderr
-    logging.getLogger("neurflow_kb").setLevel(logging.WARNING)

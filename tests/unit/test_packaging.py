@@ -9,11 +9,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import neurflow_kb
 
 ROOT = Path(neurflow_kb.__file__).resolve().parent.parent
 
 
+@pytest.mark.slow          # pip builds a wheel in a subprocess
 def test_wheel_ships_every_runtime_file(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

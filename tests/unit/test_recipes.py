@@ -7,13 +7,12 @@ from __future__ import annotations
 import string
 
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neurflow_kb.cli import main
 from neurflow_kb.errors import UserError
 from neurflow_kb.pipeline import Recipe, load_recipe, recipe_names
+from neurflow_kb_dev.cli_runs import invoke
 
 GOOD = """
 model = "world"
@@ -79,8 +78,7 @@ def test_bad_recipes_fail_in_one_line_naming_the_key(tmp_path, edit, needle):
         load_recipe(path)
     msg = str(err.value)
     assert needle in msg and str(path) in msg and "\n" not in msg, msg
-    r = CliRunner().invoke(main, ["ingest", str(path), "--classes", "0", "--images", str(tmp_path)],
-                           env={"NEO4J_URI": None})
+    r = invoke(["ingest", str(path), "--classes", "0", "--images", str(tmp_path)])
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.output
 
 
@@ -106,6 +104,7 @@ _values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_siz
                        max_leaves=12)
 
 
+@pytest.mark.slow          # 300 hypothesis examples
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(_keys, _values, max_size=6))
 def test_fuzzed_recipes_never_raise_anything_but_one_line(data):

@@ -1,5 +1,6 @@
 """The fast suite (`pytest -m "not slow"`) reaches every room: each room of the package is imported by a
-test module that has fast tests, at module level or inside one of its fast tests (read with `ast`)."""
+test module that has fast tests, at module level or inside one of its fast tests (read with `ast`); and
+every command has its real-subprocess smoke test (in the full suite)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,20 @@ def test_every_room_has_fast_tests() -> None:
     rooms = {room(m) for m in import_graph().files if "." in m}
     covered = set().union(*fast_rooms().values())
     assert rooms - covered == set()
+
+
+#: Commands whose console-script smoke test is not `test_COMMAND` of integration/test_cli_smoke.py.
+SMOKE_ELSEWHERE = {"circuit": ("unit/test_cli_circuit.py", "test_circuit_command_on_efficientnet_lite0")}
+
+
+def _test_names(path: Path) -> set[str]:
+    return {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+
+
+def test_every_command_has_a_smoke_test() -> None:
+    from neurflow_kb.cli import main
+
+    for command in main.commands:
+        where, name = SMOKE_ELSEWHERE.get(command, ("integration/test_cli_smoke.py", f"test_{command}"))
+        assert name in _test_names(TESTS / where), \
+            f"`neurflow-kb {command}` has no smoke test: add {name} to tests/{where}"

@@ -42,6 +42,7 @@ from neurflow_kb_dev.world_train import (
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.mark.slow          # training
 def test_short_classifier_run_learns():
     cfg = ClassifierTraining(epochs=2, images_per_epoch=768, batch_size=64, test_images=240, lr=3e-3)
     result = train_classifier(cfg, log=None)
@@ -50,6 +51,7 @@ def test_short_classifier_run_learns():
     assert result.metrics["test_accuracy"] > 3 / len(CLASS_NAMES)      # chance is 1/12
 
 
+@pytest.mark.slow          # training, twice
 def test_classifier_training_is_reproducible():
     cfg = ClassifierTraining(epochs=1, images_per_epoch=128, batch_size=32, test_images=24)
     a = train_classifier(cfg, log=None).model.state_dict()
@@ -60,6 +62,7 @@ def test_classifier_training_is_reproducible():
     assert not torch.equal(a["fc.weight"], c["fc.weight"])
 
 
+@pytest.mark.slow          # training, twice
 def test_short_plain_run_learns_and_is_reproducible():
     cfg = ClassifierTraining(epochs=2, images_per_epoch=384, batch_size=64, test_images=120, lr=3e-3)
     a = train_plain(cfg, log=None)
@@ -82,6 +85,7 @@ def test_clip_batch_match_matrix_is_consistent():
     assert not bool(match.all())
 
 
+@pytest.mark.slow          # training
 def test_short_clip_run_learns():
     result = train_clip(ClipTraining(steps=24, batch_size=48, eval_images=48, lr=3e-3,
                                          log_every=8), log=None)
