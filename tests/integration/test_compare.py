@@ -253,6 +253,7 @@ def test_new_queries_return_identical_rows_on_both_stores(tmp_path, two_models, 
             assert rows > 0, f"{name} returned no rows"
 
 
+@pytest.mark.slow          # the API tests above check the same numbers in the fast set
 def test_cli_similar_shared_and_compare(tmp_path, two_models):
     import json
 

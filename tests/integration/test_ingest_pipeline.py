@@ -128,6 +128,7 @@ def test_imagenet_val_layouts_give_the_same_labels(tmp_path, layout):
     assert sorted(rec.labels.tolist()) == [0, 0, 3, 3, 11, 11], rec.label_note
 
 
+@pytest.mark.slow          # two prediction passes
 def test_bad_files_stop_the_prediction_pass_in_one_line_or_are_skipped(tmp_path, world):
     adapter, _ = world
     images = world_folder(tmp_path / "val", 4, [0, 1], seed=7)

@@ -33,8 +33,9 @@ THROUGH_SKIP = {
 SMALL = ["--tau", "2", "--top-k", "3", "--ig-steps", "2", "--filter", "all", "--max-nodes", "2", "--quiet"]
 
 
-#: ConvNeXt-tiny (4.5 GFLOPs at 224 px) is checked in the slow run only.
-REFS = [pytest.param(r, marks=pytest.mark.slow) if "convnext" in r else r for r in CHAINS]
+#: ConvNeXt-tiny (4.5 GFLOPs at 224 px) and the timm chain are checked in the slow run only.
+REFS = [pytest.param(r, marks=pytest.mark.slow) if "convnext" in r or r.startswith("timm:") else r
+        for r in CHAINS]
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +105,7 @@ def test_circuit_and_ingest_by_reference(ref, photos, tmp_path, monkeypatch):
     assert queries.models(kb)["model"].str.startswith(f"{name}@sha256:").all()
 
 
+@pytest.mark.slow
 def test_default_weights_come_only_from_the_local_cache(tmp_path, monkeypatch):
     import huggingface_hub.constants
 

@@ -245,6 +245,7 @@ def _check_cli(world: dict, name: str, where: str, ok: bool, result) -> None:
         assert stderr.startswith("Error: ") and len(stderr.strip().splitlines()) == 1, (name, where, stderr)
 
 
+@pytest.mark.slow          # the Python API test above runs the same attacks in the fast set
 def test_attacks_are_refused_through_the_cli(store_kind, world, request, kbh) -> None:
     before = snapshot(store_kind, world)
     attacks = _queries(store_kind, ATTACKS, world["paths"])

@@ -242,6 +242,7 @@ def test_table_mutations_load_or_fail_in_one_line(base: Path, mutation: tuple[st
         load_outcome(art)
 
 
+@pytest.mark.slow          # one CLI load per example
 @settings(max_examples=examples(12), **SETTINGS)
 @given(manifest=st.none() | manifest_mutation(), table=st.none() | table_mutation())
 def test_cli_load_exits_0_or_2_and_leaves_no_writing_run(base: Path, manifest: Any, table: Any) -> None:
